@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import load_model
 from .diffusion import truncated_sample
-from .unet import UNet, build
+from .unet import TINY_OVERRIDES, UNet, build
 
 STAGE_NAMES = ("irm64", "irm128", "tem128")
 
@@ -86,8 +86,7 @@ class DiffBFR:
     def tiny(cls, seed: int = 0, device: str | None = "cpu") -> "DiffBFR":
         """Random tiny networks with the real wiring: for tests and UI work without weights."""
         torch.manual_seed(seed)
-        small = dict(base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
-        nets = {n: build(n, **small) for n in STAGE_NAMES}
+        nets = {n: build(n, **TINY_OVERRIDES) for n in STAGE_NAMES}
         for net in nets.values():  # zero-initialised outputs would make every stage the identity
             torch.nn.init.normal_(net.out_conv.weight, std=0.02)
         return cls(nets, device)

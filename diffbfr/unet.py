@@ -54,6 +54,10 @@ MODEL_CONFIGS = {
 }
 
 
+# Random tiny networks with the real wiring, for tests and for UI work without weights.
+TINY_OVERRIDES = dict(base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
+
+
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of a float timestep (0..1000); fractional t is as valid as integer t."""
     half = dim // 2
