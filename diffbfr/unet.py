@@ -55,7 +55,7 @@ MODEL_CONFIGS = {
 
 
 # Random tiny networks with the real wiring, for tests and for UI work without weights.
-TINY_OVERRIDES = dict(base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
+TINY_OVERRIDES = dict(base_channels=8, channel_mults=(1, 2, 2, 2), blocks_per_level=1, attn_heads=2)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

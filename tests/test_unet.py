@@ -7,7 +7,7 @@ from diffbfr import checkpoint, unet
 
 
 def tiny(name):
-    return unet.build(name, base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
+    return unet.build(name, **unet.TINY_OVERRIDES)
 
 
 @pytest.mark.parametrize("name,size,cond", [("irm64", 64, 3), ("irm128", 128, 6), ("tem128", 128, 0)])

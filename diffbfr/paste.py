@@ -1,0 +1,145 @@
+"""Put restored 128 px faces back into the photo they came from.
+
+Each restored face is warped back with the inverse of its alignment transform and
+blended through a feathered mask, so there is neither a hard edge nor a halo:
+- the mask is defined in the aligned frame and is zero on the frame's outer margin,
+  so the blend never reaches the frame border, where a warp would smear edge pixels;
+- it ramps smoothly (smoothstep) to one, so any colour difference fades out;
+- where the frame runs off the photo there is nothing to blend with, so the face is
+  pasted fully up to the photo border (faces cut by the border are restored too);
+- only the face's bounding box in the photo is touched, which keeps this fast.
+Faces that extend past the photo border are cut by the photo naturally.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from diffbfr.align import FRAME, AlignedFace
+
+__all__ = ["paste_back", "blend_mask", "is_greyscale"]
+
+# In aligned-frame pixels: the outer margin left untouched and the width of the soft
+# ramp. Being in frame units, the feather scales with the face, so a big face gets a
+# proportionally wide, invisible transition.
+MASK_MARGIN = 3.0
+MASK_RAMP = 14.0
+_PAD = int(MASK_MARGIN + MASK_RAMP) + 4  # frame padding that holds the whole ramp
+
+
+def blend_mask(matrix: np.ndarray, photo_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Feathered blend mask of one face, in a padded copy of the aligned frame.
+
+    Returns (mask, to_mask): a float32 (128 + 2*PAD)^2 mask and the 2x3 photo -> mask
+    matrix. The mask is a smoothstep of the distance to the nearest photo pixel outside
+    the 128 px frame. Measuring distance to *photo* pixels, not to the frame edge,
+    means a face whose frame runs off the photo is pasted fully up to the photo border
+    (there is nothing there to blend with) while its edges inside the photo feather.
+    """
+    side = FRAME + 2 * _PAD
+    to_mask = np.asarray(matrix, dtype=np.float64).copy()
+    to_mask[:, 2] += _PAD
+    h, w = photo_hw
+    # which mask pixels fall inside the photo (computed on the small grid, so the cost
+    # does not grow with the photo)
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), axis=-1).astype(np.float64)
+    to_photo = cv2.invertAffineTransform(to_mask)
+    xy = grid @ to_photo[:, :2].T + to_photo[:, 2]
+    blocked = ((xy[..., 0] >= -0.5) & (xy[..., 0] < w - 0.5)
+               & (xy[..., 1] >= -0.5) & (xy[..., 1] < h - 0.5))
+    blocked[_PAD:_PAD + FRAME, _PAD:_PAD + FRAME] = False  # the frame itself
+    if not blocked.any():  # the frame covers the whole photo: replace all of it
+        return np.ones((side, side), np.float32), to_mask
+    # distance of each pixel centre to the nearest blocked pixel centre (0 on blocked)
+    dist = cv2.distanceTransform((~blocked).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    t = np.clip((dist - 0.5 - MASK_MARGIN) / MASK_RAMP, 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32), to_mask
+
+
+def is_greyscale(image: np.ndarray) -> bool:
+    """True when the three channels are identical (a grey photo stored as RGB)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1])
+                and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def _to_grey(face: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
+def _roi(inv: np.ndarray, size: int, h: int, w: int):
+    """Photo-space integer box (x0, y0, x1, y1) covering the frame, clipped; or None."""
+    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5],
+                        [size - 0.5, size - 0.5]])
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def _paste_one(out: np.ndarray, aligned: AlignedFace, restored: np.ndarray) -> None:
+    """Blend one restored face into `out` (float32 HxWx3) in place."""
+    h, w = out.shape[:2]
+    fwd = np.asarray(aligned.matrix, dtype=np.float64)
+    face = restored
+    size = FRAME
+    # The photo face is smaller than the frame: shrink with an area filter first, as a
+    # bilinear inverse warp would alias (skip every other pixel). Then warp from there.
+    if aligned.face_size < 0.75 * FRAME:
+        size = max(8, int(round(aligned.face_size)))
+        face = cv2.resize(restored, (size, size), interpolation=cv2.INTER_AREA)
+        k = size / FRAME  # frame px -> small px, pixel-centre convention
+        fwd = np.vstack([fwd, [0.0, 0.0, 1.0]])
+        fwd = (np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]]) @ fwd)[:2]
+    inv = cv2.invertAffineTransform(fwd)
+    roi = _roi(inv, size, h, w)
+    if roi is None:
+        return
+    x0, y0, x1, y1 = roi
+    inv_roi = inv.copy()
+    inv_roi[:, 2] -= (x0, y0)
+    dsize = (x1 - x0, y1 - y0)
+    # cubic: sharper than bilinear when the face is enlarged; clipped below
+    warped = cv2.warpAffine(face.astype(np.float32), inv_roi, dsize, flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE)
+    mask, to_mask = blend_mask(aligned.matrix, (h, w))
+    mask_inv = cv2.invertAffineTransform(to_mask)
+    mask_inv[:, 2] -= (x0, y0)
+    mask = cv2.warpAffine(mask, mask_inv, dsize, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    mask = np.clip(mask, 0.0, 1.0)[:, :, None]
+    region = out[y0:y1, x0:x1]
+    region += mask * (np.clip(warped, 0.0, 255.0) - region)
+
+
+def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
+               restored_faces: Sequence[np.ndarray]) -> np.ndarray:
+    """A copy of `image` with every restored face blended in at its place.
+
+    restored_faces[i] is the 128x128x3 uint8 restoration of aligned_faces[i].
+    Grey photos (three equal channels) stay grey: the restored faces are converted
+    to luma before pasting, so a colourising model cannot tint an old print.
+    """
+    if len(aligned_faces) != len(restored_faces):
+        raise ValueError(f"{len(aligned_faces)} aligned faces but {len(restored_faces)} restored")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError("expected an HxWx3 uint8 RGB image")
+    grey = is_greyscale(image)
+    out = image.astype(np.float32)
+    for aligned, restored in zip(aligned_faces, restored_faces):
+        restored = np.asarray(restored)
+        if restored.shape != (FRAME, FRAME, 3) or restored.dtype != np.uint8:
+            raise ValueError(f"restored faces must be {FRAME}x{FRAME}x3 uint8, "
+                             f"got {restored.dtype} {restored.shape}")
+        _paste_one(out, aligned, _to_grey(restored) if grey else restored)
+    result = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if grey:  # identical channels in, identical channels out (rounding included)
+        result[..., 1] = result[..., 0]
+        result[..., 2] = result[..., 0]
+    return np.ascontiguousarray(result)
