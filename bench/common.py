@@ -1,0 +1,214 @@
+"""Helpers shared by bench.quality and bench.speed: settings flags, model loading,
+reading and aligning faces, bicubic upsampling, contact sheets, tables."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+# RestoreSettings field -> command-line flag (seed has its own --seed flag)
+SETTING_FLAGS = ("irm_start", "irm2_start", "tem_t", "irm64_steps", "irm128_steps", "tem_steps", "eta")
+
+
+# ---------------------------------------------------------------- settings / model
+
+def add_model_args(ap: argparse.ArgumentParser) -> None:
+    from diffbfr.pipeline import RestoreSettings
+
+    d = RestoreSettings()
+    ap.add_argument("--weights", default="weights", help="folder with irm64/irm128/tem128.safetensors")
+    ap.add_argument("--tiny", action="store_true", help="random tiny networks (DiffBFR.tiny(seed=0)): tests only")
+    ap.add_argument("--seed", type=int, default=0, help="restoration seed (RestoreSettings.seed) and "
+                    "base of the per-face degradation seeds")
+    for name in SETTING_FLAGS:
+        default = getattr(d, name)
+        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
+                        help=f"RestoreSettings.{name} (default {default})")
+
+
+def settings_from_args(a: argparse.Namespace):
+    from diffbfr.pipeline import RestoreSettings
+
+    return RestoreSettings(seed=a.seed, **{n: getattr(a, n) for n in SETTING_FLAGS})
+
+
+def with_setting(settings, name: str, value):
+    """A copy of frozen RestoreSettings with one field changed, cast to the field's type."""
+    kind = type(getattr(settings, name))
+    return dataclasses.replace(settings, **{name: kind(value)})
+
+
+def load_model(a: argparse.Namespace, device=None):
+    from diffbfr.pipeline import DiffBFR
+
+    if a.tiny:
+        return DiffBFR.tiny(seed=0, device=device or "cpu")
+    return DiffBFR.load(a.weights, device=device)
+
+
+def parse_sweep(spec: str, settings) -> tuple[str, list[float]]:
+    """'tem_t=0,2.5,10' -> ('tem_t', [0.0, 2.5, 10.0]) with the field's type."""
+    name, _, values = spec.partition("=")
+    name = name.strip().replace("-", "_")
+    if not hasattr(settings, name) or not values:
+        fields = ", ".join(f.name for f in dataclasses.fields(settings))
+        raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: use FIELD=v1,v2,... with FIELD in {fields}")
+    kind = type(getattr(settings, name))
+    return name, [kind(float(v)) if kind is int else kind(v) for v in values.split(",") if v.strip()]
+
+
+def face_seed(seed: int, name: str) -> int:
+    """Degradation seed of one face: depends only on --seed and the face's name, so a
+    face is degraded identically whatever --limit or folder order is used."""
+    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------- images and faces
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Image file -> uint8 RGB (EXIF orientation applied, alpha dropped, grey expanded)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def save_rgb(path: str | Path, img: np.ndarray) -> None:
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SystemExit(f"not a folder: {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+@dataclass
+class FaceItem:
+    name: str           # file name, "#k" appended for the k-th face (k >= 2) of a photo
+    image: np.ndarray   # 128x128x3 uint8 in the canonical frame
+    method: str         # "utk" | "detect" | "crop-fallback" | "crop"
+    face_size: float    # source pixels spanned by the 128 px frame
+
+
+def is_square(img: np.ndarray) -> bool:
+    h, w = img.shape[:2]
+    return abs(h - w) <= 0.01 * max(h, w)
+
+
+def align_file(img: np.ndarray, mode: str = "detect") -> tuple[list[tuple[np.ndarray, str, float]], str | None]:
+    """The alignment rule for folder images. Returns ([(face128, method, face_size)], reason).
+
+    mode "detect": every face dlib finds -> align_face (via find_faces); if none is found
+    and the image is square (sides within 1%) it is taken as an aligned crop ->
+    align_crop(img, "auto") (FFHQ-style when >= 256 px, else UTKFace-style); a
+    non-square image without a detected face is a failure, reported with the reason.
+    mode "crop": every image is an aligned crop -> align_crop(img, "auto"), no detection.
+    """
+    from diffbfr.align import align_crop, find_faces
+
+    if mode == "crop":
+        a = align_crop(img, "auto")
+        return [(a.image, "crop", a.face_size)], None
+    faces, reason = find_faces(img)
+    if faces:
+        return [(f.image, "detect", f.face_size) for f in faces], None
+    if is_square(img):
+        a = align_crop(img, "auto")
+        return [(a.image, "crop-fallback", a.face_size)], None
+    return [], reason or "no face detected"
+
+
+def folder_faces(folder, limit: int | None, mode: str = "detect", min_face: float = 0.0):
+    """Aligned faces from a folder, files sorted by name, stopping after `limit` faces.
+    Returns (faces, failures) with failures = [(file name, reason)]."""
+    faces, failures = [], []
+    for p in list_images(folder):
+        if limit is not None and len(faces) >= limit:
+            break
+        try:
+            img = load_rgb(p)
+            found, reason = align_file(img, mode)
+        except Exception as e:  # unreadable / odd file: counted, never silently dropped
+            found, reason = [], f"{type(e).__name__}: {e}"
+        if not found:
+            failures.append((p.name, reason))
+        for k, (face, method, size) in enumerate(found, 1):
+            name = p.name if k == 1 else f"{p.name}#{k}"
+            if size < min_face:
+                failures.append((name, f"face spans {size:.0f} px < --min-face {min_face:g}"))
+            elif limit is None or len(faces) < limit:
+                faces.append(FaceItem(name, face, method, size))
+    return faces, failures
+
+
+def utk_test_faces(limit: int | None, data_dir=None):
+    """The UTKFace test split (sorted by file name) through align_crop(img, "utk")."""
+    from diffbfr.align import align_crop
+    from diffbfr.data import iter_faces
+
+    faces = []
+    for name, img in iter_faces(split="test", data_dir=data_dir, limit=limit):
+        a = align_crop(img, "utk")
+        faces.append(FaceItem(name, a.image, "utk", a.face_size))
+    return faces, []
+
+
+def up128(img: np.ndarray) -> np.ndarray:
+    """Bicubic upsampling to the 128 px frame (how the 64 px stage is compared)."""
+    if img.shape[0] == 128:
+        return img
+    return cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC)
+
+
+# ---------------------------------------------------------------- output
+
+def contact_sheet(rows: list[list[np.ndarray]], col_labels: list[str],
+                  row_labels: list[str] | None = None, tile: int = 128) -> np.ndarray:
+    """Grid of uint8 RGB tiles with a label header (and row labels under each row)."""
+    pad, head = 4, 18
+    n_cols = len(col_labels)
+    foot = 14 if row_labels else 0
+    h = head + len(rows) * (tile + pad + foot) + pad
+    w = n_cols * (tile + pad) + pad
+    sheet = np.full((max(h, head + pad), w, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for j, lab in enumerate(col_labels):
+        cv2.putText(sheet, lab[:20], (pad + j * (tile + pad), 13), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, row in enumerate(rows):
+        y = head + i * (tile + pad + foot)
+        for j, img in enumerate(row[:n_cols]):
+            t = img if img.shape[:2] == (tile, tile) else cv2.resize(img, (tile, tile), interpolation=cv2.INTER_NEAREST)
+            sheet[y:y + tile, pad + j * (tile + pad):pad + j * (tile + pad) + tile] = t
+        if row_labels:
+            cv2.putText(sheet, row_labels[i][:60], (pad, y + tile + 11), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
+    return sheet
+
+
+def mean_or_nan(values) -> float:
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def fmt(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

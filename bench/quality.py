@@ -1,0 +1,316 @@
+"""Quality benchmark: python -m bench.quality [--hq-dir DIR] [--lq-dir DIR] [--levels ...]
+
+HQ mode (default; UTKFace test split unless --hq-dir): align each clean face into the
+128 px frame (the target), degrade it with diffbfr.degrade.fixed_degrade, restore it
+and score every stage against the target. LQ mode (--lq-dir): real degraded photos,
+no ground truth: NIQE and identity distance to the input. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import common as C
+from bench import metrics as M
+from bench.niqe import MODEL_PATH, NiqeModel
+
+STAGES = ("bicubic", "irm64", "irm128", "tem")
+LABELS = {"hq": "HQ target", "bicubic": "LQ bicubic", "irm64": "IRM 64 (bicubic up)",
+          "irm128": "IRM 128", "tem": "TEM (final)", "input": "input"}
+# First stage a setting changes: sweeps rerun only from there (stages seed themselves).
+SWEEP_FROM = {"irm_start": 0, "irm64_steps": 0, "seed": 0, "eta": 0,
+              "irm2_start": 1, "irm128_steps": 1, "tem_t": 2, "tem_steps": 2}
+
+
+class Scorer:
+    """Metrics with the per-image work cached (NIQE of a target, its dlib embedding)."""
+
+    def __init__(self, niqe_model: NiqeModel, identity: bool = True):
+        self.niqe_model, self.use_id = niqe_model, identity
+        self._emb: dict[str, object] = {}
+        self._embed = None
+        if identity:
+            from diffbfr.identity import face_embedding
+
+            # one embedding per image (the target's is cached) instead of two per pair;
+            # every image here is in the canonical frame: no detection needed
+            self._embed = lambda img: face_embedding(img, aligned=True)
+
+    def niqe(self, img) -> float:
+        return M.niqe(img, self.niqe_model)
+
+    def identity(self, ref, img, ref_key=None) -> float | None:
+        """Distance from ref to img; ref's embedding is cached under ref_key."""
+        if not self.use_id:
+            return None
+        if ref_key is not None and ref_key in self._emb:
+            e_ref = self._emb[ref_key]
+        else:
+            e_ref = self._embed(ref)
+            if ref_key is not None:
+                self._emb[ref_key] = e_ref
+        e_img = self._embed(img)
+        if e_ref is None or e_img is None:
+            return None
+        return float(np.linalg.norm(np.asarray(e_ref, np.float64) - np.asarray(e_img, np.float64)))
+
+    def full(self, hq, img, key) -> dict:
+        return {"psnr": M.psnr(hq, img), "ssim": M.ssim(hq, img),
+                "id_dist": self.identity(hq, img, key), "niqe": self.niqe(img)}
+
+
+def stage_images(lq, st) -> dict:
+    return {"bicubic": lq, "irm64": C.up128(st.irm64), "irm128": st.irm128, "tem": st.tem}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+
+
+def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> list[dict]:
+    out: dict[tuple, list[dict]] = {}
+    for r in records:
+        out.setdefault(tuple(r[g] for g in group), []).append(r)
+    rows = []
+    for k, rs in out.items():
+        row = dict(zip(group, k), n=len(rs))
+        for key in keys:
+            row[key] = C.mean_or_nan(r.get(key) for r in rs)
+        row["id_na"] = sum(1 for r in rs if r.get("id_dist") is None)
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- HQ mode
+
+def run_hq(a, model, settings, faces, scorer, out: Path):
+    from diffbfr.degrade import fixed_degrade
+
+    records, cache, sheets = [], {}, {}
+    hq_niqe = {f.name: scorer.niqe(f.image) for f in faces}
+    for level in a.levels:
+        for i, f in enumerate(faces):
+            seed = C.face_seed(a.seed, f.name)
+            lq = fixed_degrade(f.image, level, seed)
+            t0 = time.perf_counter()
+            st = model.restore_face(lq, settings)
+            secs = time.perf_counter() - t0
+            cache[(level, f.name)] = (lq, st)
+            base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": seed}
+            records.append({**base, "stage": "hq", "niqe": hq_niqe[f.name], "id_dist": 0.0})
+            for stage, img in stage_images(lq, st).items():
+                r = {**base, "stage": stage, **scorer.full(f.image, img, f.name)}
+                if stage == "tem":
+                    r["seconds"] = round(secs, 4)
+                records.append(r)
+            if i < a.sheet_faces:
+                sheets.setdefault(level, []).append([f.image, *stage_images(lq, st).values()])
+            log(f"[{level}] {i + 1}/{len(faces)} {f.name} restored in {secs:.2f}s")
+    write_csv(out / "faces.csv", records, ["level", "face", "stage", "psnr", "ssim", "id_dist", "niqe",
+                                           "align", "degrade_seed", "seconds"])
+    for level, rows in sheets.items():
+        names = [f.name for f in faces[:len(rows)]]
+        C.save_rgb(out / f"contact_{level}.png", C.contact_sheet(
+            rows, [LABELS[s] for s in ("hq", *STAGES)], names))
+    summary = summarize(records, ["psnr", "ssim", "id_dist", "niqe"], ("level", "stage"))
+    table_rows = []
+    for r in summary:
+        hq = r["stage"] == "hq"
+        table_rows.append([r["level"], LABELS[r["stage"]], r["n"],
+                           "—" if hq else C.fmt(r["psnr"]), "—" if hq else C.fmt(r["ssim"], 4),
+                           "—" if hq else C.fmt(r["id_dist"], 3),
+                           "—" if hq else (r["id_na"] if scorer.use_id else "off"),
+                           C.fmt(r["niqe"])])
+    table = C.markdown_table(["level", "stage", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓",
+                              "ID n/a", "NIQE ↓"], table_rows)
+    return table, records, cache
+
+
+def run_sweep(a, model, base, faces, cache, scorer, field: str, values: list, out: Path):
+    start = SWEEP_FROM.get(field, 0)
+    rows = []
+    for level in a.levels:
+        for v in values:
+            s = C.with_setting(base, field, v)
+            per = []
+            for f in faces:
+                lq, st = cache[(level, f.name)]
+                irm64 = st.irm64 if start > 0 else model.run_irm64(lq, s)
+                irm128 = st.irm128 if start > 1 else model.run_irm128(lq, irm64, s)
+                tem = model.run_tem(irm128, s)
+                per.append(scorer.full(f.image, tem, f.name))
+            row = {"field": field, "value": v, "level": level, "n": len(per),
+                   **{k: C.mean_or_nan(p[k] for p in per) for k in ("psnr", "ssim", "id_dist", "niqe")}}
+            rows.append(row)
+            log(f"[sweep {field}={v} {level}] PSNR {row['psnr']:.2f} NIQE {row['niqe']:.2f}")
+    write_csv(out / f"sweep_{field}.csv", rows, ["field", "value", "level", "n", "psnr", "ssim", "id_dist", "niqe"])
+    plot_sweep(out / f"sweep_{field}.png", field, rows, len(faces), scorer.use_id)
+    return C.markdown_table([field, "level", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓", "NIQE ↓"], [
+        [r["value"], r["level"], r["n"], C.fmt(r["psnr"]), C.fmt(r["ssim"], 4), C.fmt(r["id_dist"], 3),
+         C.fmt(r["niqe"])] for r in rows])
+
+
+def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity: bool = True) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB) ↑"), (axes[1], "id_dist", "identity distance ↓")):
+        for level in dict.fromkeys(r["level"] for r in rows):
+            rs = [r for r in rows if r["level"] == level]
+            ax.plot([r["niqe"] for r in rs], [r[key] for r in rs], "o-", label=level)
+            for r in rs:
+                ax.annotate(f"{r['value']:g}", (r["niqe"], r[key]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("NIQE ↓ (sharper / more natural to the left)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(title="level", fontsize=8)
+        if key == "id_dist" and not identity:
+            ax.text(0.5, 0.5, "identity off (--no-identity)", ha="center", transform=ax.transAxes)
+    fig.suptitle(f"fidelity vs sharpness along {field} (final TEM output, {n_faces} faces; "
+                 f"labels = {field})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- LQ mode
+
+def run_lq(a, model, settings, scorer, out: Path):
+    faces, failures = C.folder_faces(a.lq_dir, a.limit, a.align)
+    records, sheet = [], []
+    for i, f in enumerate(faces):
+        st = model.restore_face(f.image, settings)
+        imgs = {"input": f.image, "irm64": C.up128(st.irm64), "irm128": st.irm128, "tem": st.tem}
+        for stage, img in imgs.items():
+            records.append({"face": f.name, "stage": stage, "align": f.method, "niqe": scorer.niqe(img),
+                            "id_dist": 0.0 if stage == "input" else scorer.identity(f.image, img, "lq:" + f.name)})
+        if i < a.sheet_faces:
+            sheet.append(list(imgs.values()))
+        log(f"[lq] {i + 1}/{len(faces)} {f.name}")
+    write_csv(out / "lq_faces.csv", records, ["face", "stage", "niqe", "id_dist", "align"])
+    write_csv(out / "lq_failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
+    if sheet:
+        C.save_rgb(out / "contact_lq.png", C.contact_sheet(
+            sheet, [LABELS[s] for s in ("input", "irm64", "irm128", "tem")], [f.name for f in faces[:len(sheet)]]))
+    summary = summarize(records, ["niqe", "id_dist"], ("stage",))
+    table = C.markdown_table(["stage", "n", "NIQE ↓", "ID dist to input ↓", "ID n/a"], [
+        [LABELS[r["stage"]], r["n"], C.fmt(r["niqe"]),
+         "—" if r["stage"] == "input" else C.fmt(r["id_dist"], 3),
+         "—" if r["stage"] == "input" else (r["id_na"] if scorer.use_id else "off")] for r in summary])
+    return table, faces, failures
+
+
+# ---------------------------------------------------------------- main
+
+def describe_faces(faces, failures) -> str:
+    methods: dict[str, int] = {}
+    for f in faces:
+        methods[f.method] = methods.get(f.method, 0) + 1
+    s = f"{len(faces)} faces scored (" + ", ".join(f"{k}: {v}" for k, v in sorted(methods.items())) + ")"
+    s += f"; {len(failures)} failed to align"
+    if failures:
+        s += ":\n" + "\n".join(f"  - {n}: {r}" for n, r in failures)
+    return s
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
+    ap.add_argument("--hq-dir", help="folder of clean face images (default: UTKFace test split)")
+    ap.add_argument("--lq-dir", help="folder of real degraded photos (no ground truth)")
+    ap.add_argument("--levels", default="medium", help="comma list of diffbfr.degrade.LEVELS")
+    ap.add_argument("--limit", type=int, default=None, help="first N faces (files sorted by name)")
+    ap.add_argument("--sweep", action="append", default=[], metavar="FIELD=v1,v2,...",
+                    help="e.g. irm_start=0,100,300 or tem_t=0,2.5,10 (repeatable)")
+    ap.add_argument("--out", default="bench_out", help="output folder (default bench_out/)")
+    ap.add_argument("--align", choices=("detect", "crop"), default="detect",
+                    help="folders: detect faces (fallback: aligned crop) or treat every file as a crop")
+    ap.add_argument("--min-face", type=float, default=0.0,
+                    help="--hq-dir: report detected faces spanning fewer source pixels as failures")
+    ap.add_argument("--no-identity", action="store_true", help="skip dlib identity distances")
+    ap.add_argument("--niqe-model", default=str(MODEL_PATH))
+    ap.add_argument("--sheet-faces", type=int, default=8, help="faces per contact sheet")
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
+    C.add_model_args(ap)
+    a = ap.parse_args(argv)
+    from diffbfr.degrade import LEVELS
+
+    a.levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
+    bad = [lv for lv in a.levels if lv not in LEVELS]
+    if bad or not a.levels:
+        ap.error(f"--levels must be a comma list of {', '.join(LEVELS)}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    settings = C.settings_from_args(a)
+    sweeps = [C.parse_sweep(s, settings) for s in a.sweep]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = C.load_model(a, a.device)
+    scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity)
+    header = [f"# DiffBFR quality benchmark", "",
+              f"- model: {'DiffBFR.tiny(seed=0) (random weights: numbers are meaningless)' if a.tiny else a.weights}"
+              f" on {getattr(model, 'device', '?')}",
+              f"- settings: {settings}",
+              f"- seeds: restoration seed {settings.seed} (each stage seeds its own generator)",
+              f"- NIQE model: {a.niqe_model} (patch {scorer.niqe_model.patch})"]
+    report = []
+    if a.hq_dir or not a.lq_dir:
+        if a.hq_dir:
+            faces, failures = C.folder_faces(a.hq_dir, a.limit, a.align, a.min_face)
+            src = f"folder {a.hq_dir} (files sorted by name, --align {a.align})"
+        else:
+            from diffbfr.data import default_data_dir
+
+            if not (Path(default_data_dir()) / "utkface" / "manifest.csv").exists():
+                print(f"no UTKFace data under {default_data_dir()}: pass --hq-dir", file=sys.stderr)
+                return 2
+            faces, failures = C.utk_test_faces(a.limit)
+            src = "UTKFace test split (sorted by file name, align_crop 'utk')"
+        write_csv(out / "failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
+        header += [f"- HQ source: {src}; limit {a.limit}",
+                   f"- degradation: diffbfr.degrade.fixed_degrade, levels {','.join(a.levels)}; seed per face "
+                   f"= crc32('{a.seed}:<face name>') & 0x7fffffff (column degrade_seed in faces.csv)",
+                   f"- faces: {describe_faces(faces, failures)}"]
+        if faces:
+            table, _, cache = run_hq(a, model, settings, faces, scorer, out)
+            report += ["", "## Restoration quality (mean over faces)", "", table]
+            for field, values in sweeps:
+                report += ["", f"## Sweep {field} (final output)", "",
+                           run_sweep(a, model, settings, faces, cache, scorer, field, values, out),
+                           f"", f"plot: {out / f'sweep_{field}.png'}"]
+    if a.lq_dir:
+        table, lq_faces, lq_fail = run_lq(a, model, settings, scorer, out)
+        header += [f"- LQ source: folder {a.lq_dir}; {describe_faces(lq_faces, lq_fail)}"]
+        report += ["", "## Real degraded photos (no ground truth)", "", table]
+    text = "\n".join(header + report) + "\n"
+    (out / "summary.md").write_text(text)
+    (out / "run.json").write_text(json.dumps({"settings": settings.to_dict() if hasattr(settings, "to_dict")
+                                              else vars(settings), "args": {k: v for k, v in vars(a).items()}},
+                                             indent=1, default=str))
+    print(text)
+    print(f"files in {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Training throughput per network: python -m bench.train_speed [--batch 8] [--steps 5] [--device cpu]
+
+Times whole optimizer steps (forward, backward, AdamW) of the shipped architectures on random
+data after a warm-up step, and prints img/s per model. On CUDA it uses bf16 autocast and
+channels_last like the trainer does.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from diffbfr.train import train_step
+from diffbfr.unet import MODEL_CONFIGS, build, param_count
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=",".join(MODEL_CONFIGS))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    print(f"device {dev}, batch {args.batch}, threads {torch.get_num_threads()}, median of {args.steps} steps")
+    print("| model | params (M) | s/step | img/s |\n|---|---|---|---|")
+    for name in args.models.split(","):
+        model = build(name).to(dev)
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        c = model.config
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x0 = torch.rand(args.batch, 3, c.image_size, c.image_size, device=dev) * 2 - 1
+        cond = torch.rand(args.batch, c.cond_channels, c.image_size, c.image_size, device=dev) if c.cond_channels else None
+        times = []
+        for i in range(args.steps + 1):
+            t = torch.rand(args.batch, device=dev) * 1000
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            train_step(model, model, opt, x0, cond, t, torch.randn_like(x0), bf16=cuda)
+            if cuda:
+                torch.cuda.synchronize()
+            if i:  # the first step warms up allocators and kernels
+                times.append(time.perf_counter() - t0)
+        s = statistics.median(times)
+        print(f"| {name} | {param_count(model) / 1e6:.2f} | {s:.3f} | {args.batch / s:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

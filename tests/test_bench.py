@@ -1,0 +1,209 @@
+"""Benchmarks: degradation protocol, metrics on constructed images, NIQE, and tiny
+end-to-end runs of bench.quality and bench.speed."""
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench import common as C
+from bench import metrics as M
+from bench import niqe as N
+
+
+def rand_img(seed=0, lo=0, hi=256, size=64):
+    return np.random.default_rng(seed).integers(lo, hi, (size, size, 3), dtype=np.uint8)
+
+
+def smooth_face(seed=0):
+    small = rand_img(seed, size=16)
+    return np.ascontiguousarray(cv2.resize(small, (128, 128), interpolation=cv2.INTER_CUBIC))
+
+
+# ---------------------------------------------------------------- protocol
+
+@pytest.mark.parametrize("level", ["light", "medium", "heavy"])
+def test_fixed_degrade_same_seed_same_bytes(level):
+    from diffbfr.degrade import fixed_degrade
+
+    img = smooth_face(1)
+    a, b = fixed_degrade(img, level, seed=7), fixed_degrade(img.copy(), level, seed=7)
+    assert a.dtype == np.uint8 and a.shape == img.shape
+    assert a.tobytes() == b.tobytes()
+
+
+def test_face_seed_depends_only_on_seed_and_name():
+    assert C.face_seed(0, "a.png") == C.face_seed(0, "a.png")
+    assert C.face_seed(0, "a.png") != C.face_seed(1, "a.png")
+    assert C.face_seed(0, "a.png") != C.face_seed(0, "b.png")
+    assert 0 <= C.face_seed(3, "x") < 2**31
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_identical_images_psnr_inf_ssim_one():
+    a = rand_img(2)
+    assert M.psnr(a, a.copy()) == math.inf
+    assert M.ssim(a, a.copy()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("shift", [1, 5, 20])
+def test_constant_shift_gives_exact_psnr(shift):
+    a = rand_img(3, lo=30, hi=200)
+    b = a + np.uint8(shift)  # no wrap: values stay below 256
+    assert M.mse(a, b) == shift**2
+    assert M.psnr(a, b) == pytest.approx(20 * math.log10(255 / shift), abs=1e-9)
+
+
+def test_ssim_drops_with_noise_and_checks_inputs():
+    a = smooth_face(4)
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 25, a.shape), 0, 255).astype(np.uint8)
+    assert 0 < M.ssim(a, noisy) < 0.9
+    with pytest.raises(ValueError):
+        M.psnr(a, a[:64])
+    with pytest.raises(TypeError):
+        M.psnr(a.astype(np.float32), a.astype(np.float32))
+
+
+# ---------------------------------------------------------------- NIQE
+
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_ggd_and_aggd_fits_recover_the_shape(beta):
+    from scipy.stats import gennorm
+
+    x = gennorm.rvs(beta, size=50_000, random_state=0)
+    alpha, var = N.ggd_fit(x)
+    assert alpha == pytest.approx(beta, rel=0.05) and var == pytest.approx(np.mean(x * x))
+    a_alpha, mean, lvar, rvar = N.aggd_fit(x)
+    assert a_alpha == pytest.approx(beta, rel=0.05)
+    assert abs(mean) < 0.02 and lvar == pytest.approx(rvar, rel=0.05)
+
+
+def _natural_crops():
+    """128 px crops of skimage's bundled photos: a small stand-in pristine set."""
+    import skimage.data as d
+
+    crops = []
+    for im in (d.astronaut(), d.coffee(), d.chelsea(), d.rocket()):
+        im = cv2.resize(im, (256, 256), interpolation=cv2.INTER_AREA)
+        crops += [np.ascontiguousarray(im[y:y + 128, x:x + 128]) for y in (0, 128) for x in (0, 128)]
+    return crops
+
+
+def test_niqe_finite_and_higher_for_blurred_noisy_image(tmp_path):
+    import skimage.data as d
+
+    model = N.fit(_natural_crops())
+    assert model.mu.shape == (36,) and model.cov.shape == (36, 36)
+    clean = cv2.resize(np.stack([d.camera()] * 3, -1), (128, 128), interpolation=cv2.INTER_AREA)
+    bad = cv2.GaussianBlur(clean, (0, 0), 2.0)
+    bad = np.clip(bad + np.random.default_rng(0).normal(0, 15, bad.shape), 0, 255).astype(np.uint8)
+    q_clean, q_bad = N.niqe(clean, model), N.niqe(bad, model)
+    assert math.isfinite(q_clean) and math.isfinite(q_bad)
+    assert q_bad > q_clean + 1.0
+    # the model file is plain JSON and round-trips exactly
+    model.save(tmp_path / "m.json")
+    again = N.NiqeModel.load(tmp_path / "m.json")
+    assert np.array_equal(again.mu, model.mu) and np.array_equal(again.cov, model.cov)
+    assert N.niqe(bad, again) == q_bad
+
+
+def test_committed_niqe_model_loads_and_ranks_blur():
+    model = N.NiqeModel.load()  # bench/niqe_utk.json
+    assert model.patch == 32 and model.meta["n_images"] >= 100
+    assert np.allclose(model.cov, model.cov.T)
+    face = cv2.resize(_natural_crops()[0], (128, 128))
+    assert N.niqe(cv2.GaussianBlur(face, (0, 0), 2.5), model) > N.niqe(face, model)
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def hq_dir(tmp_path_factory):
+    from diffbfr.data import default_data_dir, iter_faces
+
+    if not (Path(default_data_dir()) / "utkface" / "manifest.csv").exists():
+        pytest.skip("../shared/data absent")
+    d = tmp_path_factory.mktemp("hq")
+    for name, img in iter_faces(split="test", limit=2):
+        C.save_rgb(d / (Path(name).stem + ".png"), img)
+    # a non-square image without a face: must be counted and reported, not dropped
+    C.save_rgb(d / "zz_no_face.png", np.full((60, 100, 3), 128, np.uint8))
+    return d
+
+
+FAST = ["--tiny", "--irm64-steps", "1", "--irm128-steps", "1", "--tem-steps", "1"]
+
+
+def test_quality_tiny_end_to_end(hq_dir, tmp_path, capsys):
+    from bench import quality
+
+    out = tmp_path / "out"
+    rc = quality.main(["--hq-dir", str(hq_dir), "--out", str(out), "--levels", "medium",
+                       "--sweep", "tem_t=0,20", *FAST])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| medium | TEM (final) | 2 |" in text and "1 failed to align" in text
+    assert "zz_no_face.png" in text and "settings: RestoreSettings(" in text
+    for f in ("faces.csv", "failures.csv", "summary.md", "contact_medium.png", "run.json",
+              "sweep_tem_t.csv", "sweep_tem_t.png"):
+        assert (out / f).stat().st_size > 0, f
+    rows = list(csv.DictReader(open(out / "faces.csv")))
+    assert len(rows) == 2 * 5  # 2 faces x (hq, bicubic, irm64, irm128, tem)
+    bic = [r for r in rows if r["stage"] == "bicubic"]
+    assert all(0 < float(r["psnr"]) < 60 and 0 < float(r["ssim"]) <= 1 for r in bic)
+    assert all(math.isfinite(float(r["niqe"])) for r in rows)
+    fails = list(csv.DictReader(open(out / "failures.csv")))
+    assert [r["file"] for r in fails] == ["zz_no_face.png"]
+    sweep = list(csv.DictReader(open(out / "sweep_tem_t.csv")))
+    assert [float(r["value"]) for r in sweep] == [0.0, 20.0]
+    sheet = cv2.imread(str(out / "contact_medium.png"))
+    assert sheet.shape[0] > 2 * 128 and sheet.shape[1] > 5 * 128
+
+
+def test_quality_lq_dir_tiny(hq_dir, tmp_path, capsys):
+    from bench import quality
+
+    out = tmp_path / "lq"
+    assert quality.main(["--lq-dir", str(hq_dir), "--out", str(out), "--limit", "1", *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "Real degraded photos" in text and "ID dist to input" in text
+    rows = list(csv.DictReader(open(out / "lq_faces.csv")))
+    assert [r["stage"] for r in rows] == ["input", "irm64", "irm128", "tem"]
+    assert (out / "contact_lq.png").exists() and not (out / "faces.csv").exists()
+
+
+def test_speed_tiny_end_to_end(tmp_path, capsys):
+    from bench import speed
+
+    out = tmp_path / "speed"
+    rc = speed.main(["--tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--ancestral-steps", "2",
+                     "--irm64-steps", "2", "--out", str(out), *FAST[3:]])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "ancestral-1000" in text and "extrapolated" in text
+    data = json.loads((out / "speed.json").read_text())
+    nfe = {(r["pipeline"], r["stage"]): r["nfe"] for r in data["rows"]}
+    # counted by hooks on the networks, not copied from the settings
+    assert nfe[("ours (truncated)", "irm64")] == 2 and nfe[("ours (truncated)", "tem")] == 1
+    assert nfe[("ddim-from-T", "irm64")] == 2 and nfe[("ancestral-1000", "irm64")] == 1000
+    tot = {r["pipeline"]: r for r in data["rows"] if "ratio" in r}
+    assert tot["ours (truncated)"]["ratio"] == pytest.approx(1.0)
+    assert tot["ancestral-1000"]["ratio"] > 1.0
+    assert (out / "speed.md").exists()
+
+
+def test_cached_identity_matches_faces_layer(hq_dir):
+    from bench.niqe import NiqeModel
+    from bench.quality import Scorer
+    from diffbfr.identity import identity_distance
+
+    a, b = (C.load_rgb(p) for p in sorted(hq_dir.glob("*.png"))[:2])
+    a, b = (cv2.resize(x, (128, 128), interpolation=cv2.INTER_AREA) for x in (a, b))
+    s = Scorer(NiqeModel.load())
+    d = s.identity(a, b, "a")
+    assert d == pytest.approx(identity_distance(a, b, aligned=True), abs=1e-6)
+    assert s.identity(a, b, "a") == d and s.identity(a, a, "a") == 0.0
