@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = C.load_model(a, a.device)
     scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity)
-    header = [f"# DiffBFR quality benchmark", "",
+    header = ["# DiffBFR quality benchmark", "",
               f"- model: {'DiffBFR.tiny(seed=0) (random weights: numbers are meaningless)' if a.tiny else a.weights}"
               f" on {getattr(model, 'device', '?')}",
               f"- settings: {settings}",
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
             for field, values in sweeps:
                 report += ["", f"## Sweep {field} (final output)", "",
                            run_sweep(a, model, settings, faces, cache, scorer, field, values, out),
-                           f"", f"plot: {out / f'sweep_{field}.png'}"]
+                           "", f"plot: {out / f'sweep_{field}.png'}"]
     if a.lq_dir:
         table, lq_faces, lq_fail = run_lq(a, model, settings, scorer, out)
         header += [f"- LQ source: folder {a.lq_dir}; {describe_faces(lq_faces, lq_fail)}"]

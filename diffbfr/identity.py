@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffbfr.align import FACE_BOX_128, FRAME
-from diffbfr.detect import load_once, detect_faces, model_path
+from diffbfr.detect import detect_faces, load_once, model_path
 
 __all__ = ["SAME_PERSON_THRESHOLD", "face_embedding", "identity_distance", "is_aligned_frame"]
 

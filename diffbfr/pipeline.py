@@ -175,7 +175,10 @@ def restore_photo(model: DiffBFR, image: np.ndarray, settings: RestoreSettings |
                   aligned: bool = False, progress: Callable[[float, str], None] | None = None,
                   identity: bool = True) -> PhotoResult:
     """load -> detect + align -> IRM 1 -> IRM 2 -> TEM -> paste back, for every face."""
-    from .align import align_crop, find_faces  # the face layer pulls in dlib: import when needed
+    from .align import (  # the face layer pulls in dlib: import when needed
+        align_crop,
+        find_faces,
+    )
     from .identity import identity_distance
     from .paste import paste_back
 

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from diffbfr import diffusion
-from diffbfr.diffusion import T, alpha_bar, ddim_timesteps, q_sample, sample_ddim, truncated_sample
+from diffbfr.diffusion import (
+    T,
+    alpha_bar,
+    ddim_timesteps,
+    q_sample,
+    sample_ddim,
+    truncated_sample,
+)
 
 
 def oracle(x0):

@@ -9,8 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from diffbfr.align import (FRAME, TEMPLATE_128, AlignedFace, align_crop, align_face,
-                           find_faces, similarity_transform)
+from diffbfr.align import (
+    FRAME,
+    TEMPLATE_128,
+    AlignedFace,
+    align_crop,
+    align_face,
+    find_faces,
+    similarity_transform,
+)
 from diffbfr.detect import DlibDetector, Face, FaceDetector, detect_faces, model_path
 from diffbfr.paste import blend_mask, is_greyscale, paste_back
 

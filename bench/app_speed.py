@@ -1,0 +1,153 @@
+"""How responsive the web app is.
+
+    python -m bench.app_speed                 # real weights from weights/ if present, else tiny
+    python -m bench.app_speed --tiny --json bench_out/app_speed.json
+    python -m bench.app_speed --full-random   # real architectures, random weights (no weights yet)
+
+Measures
+1. app start: `python app.py` in a subprocess, from spawn until its HTTP endpoint answers
+   (Python + imports + model load + building the Blocks + launch);
+2. first result: the function the Restore button calls (app.Handlers.on_restore) on a
+   one-face 512 px photo (examples/astronaut.jpg) at default settings, in a fresh process
+   (so it pays the one-off costs: dlib models, first network calls);
+3. TEM-only rerun: the slider callback (on_tune) with only the TEM timestep changed;
+4. a warm full restore (new seed) for reference.
+Targets on a 2-core CPU: first result <= 3 s, TEM rerun <= 0.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"first_result_s": 3.0, "tem_rerun_s": 0.5}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def time_app_start(tiny: bool, weights: str, timeout: float = 120.0) -> float:
+    port = _free_port()
+    cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--weights", weights]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd + (["--tiny"] if tiny else []), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                return time.perf_counter() - t0
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                    raise RuntimeError("app.py did not start (run it by hand to see why)")
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _noprogress(*_a, **_k):
+    pass
+
+
+def full_size_random_app(app_module):
+    """The real architectures (MODEL_CONFIGS) with random weights: same speed as trained ones."""
+    from diffbfr.app_state import AppState
+    from diffbfr.pipeline import STAGE_NAMES, DiffBFR
+    from diffbfr.unet import build
+
+    app_module._MODEL = DiffBFR({n: build(n) for n in STAGE_NAMES}, device="cpu")
+    return AppState(app_module._MODEL, runner=app_module.stage_runner,
+                    label="full-size networks with random weights (speed only)")
+
+
+def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int, full_random: bool = False) -> dict:
+    import warnings
+
+    import app as app_module
+    from diffbfr.pipeline import RestoreSettings
+
+    warnings.simplefilter("ignore")  # gr.Warning outside a server is a Python warning
+    state = full_size_random_app(app_module) if full_random else app_module.create_app(weights, None, tiny)
+    h = app_module.Handlers(state)
+    d = RestoreSettings()
+    sliders = [d.irm_start, d.irm2_start, d.tem_t, d.irm64_steps, d.irm128_steps, d.tem_steps, d.seed]
+
+    up = h.on_image(str(image))[0]
+    if up is None:
+        raise SystemExit(f"could not load {image}")
+    t0 = time.perf_counter()
+    out = h.on_restore(up, False, *sliders, progress=_noprogress)
+    first = time.perf_counter() - t0
+    faces = len(out[4]) // 4
+
+    tem_times = []
+    for i in range(reruns):
+        changed = list(sliders)
+        changed[2] = d.tem_t + 0.5 * (i + 1)     # a new TEM timestep each time: never cached
+        t0 = time.perf_counter()
+        out = h.on_tune(out[0], False, *changed, progress=_noprogress)
+        tem_times.append(time.perf_counter() - t0)
+        assert "reused from cache: IRM 64, IRM 128" in out[1], out[1]
+
+    changed = list(sliders)
+    changed[6] = d.seed + 1
+    t0 = time.perf_counter()
+    h.on_tune(out[0], False, *changed, progress=_noprogress)
+    warm = time.perf_counter() - t0
+    return {"model": state.label or f"weights from {weights}", "faces": faces,
+            "photo": f"{image.name} {up.rgb.shape[1]}x{up.rgb.shape[0]}",
+            "first_result_s": first, "tem_rerun_s": statistics.median(tem_times),
+            "tem_rerun_all_s": tem_times, "warm_full_restore_s": warm}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=str(ROOT / "weights"))
+    ap.add_argument("--tiny", action="store_true", help="random tiny networks even if weights exist")
+    ap.add_argument("--full-random", action="store_true",
+                    help="time the real architectures with random weights (when no weights exist)")
+    ap.add_argument("--image", default=str(ROOT / "examples" / "astronaut.jpg"))
+    ap.add_argument("--reruns", type=int, default=5, help="TEM-only reruns (median reported)")
+    ap.add_argument("--json", default=None, help="also write the numbers here")
+    a = ap.parse_args(argv)
+    have_weights = all((Path(a.weights) / f"{n}.safetensors").exists() for n in ("irm64", "irm128", "tem128"))
+    tiny = a.tiny or not have_weights
+    if tiny and not a.tiny and not a.full_random:
+        print(f"no weights in {a.weights}: timing random tiny networks (--tiny)")
+
+    start = time_app_start(tiny, a.weights)
+    res = {"app_start_s": start, **time_callbacks(tiny, a.weights, Path(a.image), a.reruns, a.full_random),
+           "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}
+    print(f"model: {res['model']}  photo: {res['photo']}, {res['faces']} face(s)")
+    print(f"app start (spawn -> HTTP answers):   {start:6.2f} s")
+    for key, label in (("first_result_s", "first result (Restore, cold):"),
+                       ("tem_rerun_s", "TEM-only rerun (median):"),
+                       ("warm_full_restore_s", "warm full restore (new seed):")):
+        target = TARGETS.get(key)
+        verdict = "" if target is None else ("  ok" if res[key] <= target else "  OVER") + f" (target {target} s)"
+        print(f"{label:37s}{res[key]:6.2f} s{verdict}")
+    print(f"CPU: {res['cpu_count']} cores, 1-min load average {res['load_avg_1min']:.1f} while measuring")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

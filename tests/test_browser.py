@@ -1,0 +1,159 @@
+"""Drive the real app in a real browser (Playwright + Debian's Chromium).
+
+The server is `python app.py --tiny`: random tiny networks, so it starts fast and needs no
+weights; what is checked is the UI wiring (upload, Restore, the four stage images, the
+before/after photo, and that moving the TEM slider reruns TEM only). A screenshot goes to
+$DIFFBFR_SCREENSHOT (default: a file in pytest's tmp dir).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("DIFFBFR_CHROMIUM", "/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
+if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    pytest.skip(f"no chromium at {CHROMIUM}", allow_module_level=True)
+
+# keep Chromium off the network and working as root in a container
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DIFFBFR_TINY": "1",
+           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp"))}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "app.py", "--tiny", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=ROOT, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer within 45 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:  # the server must never outlive the test session
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page():
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 1100})
+            pg.set_default_timeout(30_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _stage_srcs(page) -> list[str]:
+    return page.eval_on_selector_all("#stages img", "els => els.map(e => e.currentSrc || e.src)")
+
+
+def _set_slider(page, elem_id: str, value) -> None:
+    """Type into the slider's number box and leave it: Gradio fires the slider's release."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_upload_restore_and_tune_tem(server, page, tmp_path):
+    shot = Path(os.environ.get("DIFFBFR_SCREENSHOT") or tmp_path / "app.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.goto(server)
+    try:
+        _run_ui(page)
+    finally:  # also on failure: the screenshot is the best debugging aid
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+
+
+def _status_has(page, text: str, timeout: float = 30_000) -> None:
+    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)",
+                           arg=text, timeout=timeout)
+
+
+def _run_ui(page) -> None:
+    # fewer steps keep the tiny networks quick on a busy CPU (no photo yet: nothing reruns)
+    page.get_by_text("More steps").click()
+    _set_slider(page, "irm64_steps", 3)
+    _set_slider(page, "irm128_steps", 1)
+    page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut.jpg"))
+    _status_has(page, "Loaded a 512x512 photo")
+
+    page.locator("#restore").click()
+    _status_has(page, "Restored 1 face", timeout=45_000)
+    page.wait_for_function("document.querySelectorAll('#stages img').length >= 4")
+    page.wait_for_function("document.querySelectorAll('#result img').length >= 2")
+    before = _stage_srcs(page)
+    assert len(before) == 4, before  # one face: LQ, IRM 64, IRM 128, TEM
+
+    # move the TEM slider (its number box: type, then leave the field = slider "release")
+    _set_slider(page, "tem_t", 40)
+    page.wait_for_function(
+        "old => { const s = [...document.querySelectorAll('#stages img')].map(e => e.currentSrc || e.src);"
+        " return s.length === 4 && s[3] !== old; }", arg=before[3], timeout=30_000)
+    _status_has(page, "reused from cache: IRM 64, IRM 128")
+    after = _stage_srcs(page)
+    assert after[:3] == before[:3]  # LQ and IRM outputs untouched (same content -> same file)
+    assert after[3] != before[3]    # TEM changed
+
+
+def test_bad_uploads_get_a_message(server, page, tmp_path):
+    """Files that are not usable images reach our loader and come back as a sentence."""
+    page.goto(server)
+    not_image = tmp_path / "holiday.png"
+    not_image.write_bytes(b"this is a text file, not a picture")
+    tiny = tmp_path / "dot.png"
+    from PIL import Image
+    Image.new("RGB", (1, 1)).save(tiny)
+    for path, text in ((not_image, "is not an image this app can read"), (tiny, "too small")):
+        page.locator("#photo input[type=file]").set_input_files(str(path))
+        _status_has(page, text)
+    page.locator("#restore").click()   # nothing loaded: a message, not an error
+    _status_has(page, "No photo loaded")
+
+
+def test_example_loads_with_one_click(server, page):
+    page.goto(server)
+    page.locator("img[src*='astronaut_face_aligned']").first.click()
+    _status_has(page, "Loaded a 128x128 photo")
+    page.get_by_label("Input is an aligned face").check()
+    page.locator("#restore").click()
+    _status_has(page, "Restored 1 face", timeout=45_000)
