@@ -28,17 +28,6 @@ FACE = ROOT / "examples" / "astronaut_face_aligned.png"
 FAST = RestoreSettings(irm64_steps=1, irm128_steps=1, tem_steps=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """On a busy 2-core machine two spinning OpenMP threads ran these tiny networks ~40x
-    slower than one (pytest imports torch before any test could set OMP_WAIT_POLICY)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     return DiffBFR.tiny(seed=0)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from diffbfr.restore import main, output_names
@@ -16,17 +15,6 @@ from diffbfr.restore import main, output_names
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
 FAST = ["--irm64-steps", "1", "--irm128-steps", "1", "--tem-steps", "1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """On a busy 2-core machine two spinning OpenMP threads ran these tiny networks ~40x
-    slower than one (pytest imports torch before any test could set OMP_WAIT_POLICY)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _folder(tmp_path: Path) -> Path:
