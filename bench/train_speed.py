@@ -23,18 +23,21 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model first (as the trainer can)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
-    print(f"device {dev}, batch {args.batch}, threads {torch.get_num_threads()}, median of {args.steps} steps")
+    print(f"device {dev}, batch {args.batch}, threads {torch.get_num_threads()}, compile {args.compile}, "
+          f"median of {args.steps} steps")
     print("| model | params (M) | s/step | img/s |\n|---|---|---|---|")
     for name in args.models.split(","):
         model = build(name).to(dev)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
         c = model.config
+        fwd = torch.compile(model) if args.compile else model
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         x0 = torch.rand(args.batch, 3, c.image_size, c.image_size, device=dev) * 2 - 1
         cond = torch.rand(args.batch, c.cond_channels, c.image_size, c.image_size, device=dev) if c.cond_channels else None
@@ -44,10 +47,10 @@ def main(argv=None) -> None:
             if cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            train_step(model, model, opt, x0, cond, t, torch.randn_like(x0), bf16=cuda)
+            train_step(fwd, model, opt, x0, cond, t, torch.randn_like(x0), bf16=cuda)
             if cuda:
                 torch.cuda.synchronize()
-            if i:  # the first step warms up allocators and kernels
+            if i:  # the first step warms up allocators and kernels (and compiles)
                 times.append(time.perf_counter() - t0)
         s = statistics.median(times)
         print(f"| {name} | {param_count(model) / 1e6:.2f} | {s:.3f} | {args.batch / s:.1f} |")
