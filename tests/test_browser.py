@@ -1,7 +1,7 @@
 """Drive the real app in a real browser (Playwright + Debian's Chromium).
 
 The server is `python app.py --tiny`: random tiny networks, so it starts fast and needs no
-weights; what is checked is the UI wiring (upload, Restore, the four stage images, the
+weights (DIFFBFR_BROWSER_WEIGHTS=1 uses the shipped weights instead); what is checked is the UI wiring (upload, Restore, the four stage images, the
 before/after photo, and that moving the TEM slider reruns TEM only). A screenshot goes to
 $DIFFBFR_SCREENSHOT (default: a file in pytest's tmp dir).
 """
@@ -40,10 +40,12 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DIFFBFR_TINY": "1",
+    # DIFFBFR_BROWSER_WEIGHTS=1 drives the app with the shipped weights (for screenshots)
+    real = os.environ.get("DIFFBFR_BROWSER_WEIGHTS") == "1"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DIFFBFR_TINY": "0" if real else "1",
            "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp"))}
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "app.py", "--tiny", "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "app.py", *([] if real else ["--tiny"]), "--host", "127.0.0.1",
                                  "--port", str(port)], cwd=ROOT, env=env, stdout=fh,
                                 stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
