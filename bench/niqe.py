@@ -235,7 +235,7 @@ def select_fit_rows(manifest: Path, lo: float, hi_pct: float, min_sat: float, n:
 
 def read_utk(data_dir: Path, rows: list[dict], size: int = 128):
     """Decode rows straight from the shards; the canonical frame is the UTKFace crop
-    resized to 128 px with INTER_AREA (docs/CONTRACT.md)."""
+    resized to 128 px with INTER_AREA (docs/ARCHITECTURE.md)."""
     by_shard: dict[str, list[dict]] = {}
     for r in rows:
         by_shard.setdefault(r["shard"], []).append(r)
