@@ -62,7 +62,7 @@ def _resize(img: np.ndarray, size: int, interp: int) -> np.ndarray:
     return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=interp)
 
 
-def _check_face(img: np.ndarray, size: int, what: str) -> None:
+def _check_face(img: np.ndarray, what: str) -> None:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1]:
         raise ValueError(f"{what} must be a square HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
 
@@ -109,7 +109,7 @@ class DiffBFR:
     @torch.inference_mode()
     def run_irm64(self, lq128: np.ndarray, s: RestoreSettings) -> np.ndarray:
         """Stage 1: truncated sampling at 64 px from the noised LQ, conditioned on the LQ."""
-        _check_face(lq128, 128, "the LQ face")
+        _check_face(lq128, "the LQ face")
         lq64 = to_tensor(_resize(lq128, 64, cv2.INTER_AREA), self.device)
         out = truncated_sample(self.model_fn("irm64", lq64), lq64, s.irm_start, s.irm64_steps,
                                s.eta, self._generator(s.seed, 0))
@@ -118,7 +118,7 @@ class DiffBFR:
     @torch.inference_mode()
     def run_irm128(self, lq128: np.ndarray, irm64: np.ndarray, s: RestoreSettings) -> np.ndarray:
         """Stage 2: truncated sampling at 128 px from the noised, upsampled stage-1 result."""
-        _check_face(irm64, 64, "the stage-1 face")
+        _check_face(irm64, "the stage-1 face")
         up = to_tensor(_resize(irm64, 128, cv2.INTER_CUBIC), self.device)
         cond = torch.cat([up, to_tensor(lq128, self.device)], dim=1)
         out = truncated_sample(self.model_fn("irm128", cond), up, s.irm2_start, s.irm128_steps,
@@ -128,7 +128,7 @@ class DiffBFR:
     @torch.inference_mode()
     def run_tem(self, irm128: np.ndarray, s: RestoreSettings) -> np.ndarray:
         """TEM: noise the IRM result to a small timestep and denoise with the HQ-only prior."""
-        _check_face(irm128, 128, "the IRM face")
+        _check_face(irm128, "the IRM face")
         x = to_tensor(irm128, self.device)
         out = truncated_sample(self.model_fn("tem128"), x, s.tem_t, s.tem_steps, s.eta, self._generator(s.seed, 2))
         return to_image(out)
@@ -138,7 +138,6 @@ class DiffBFR:
         if overrides:
             s = RestoreSettings(**{**s.to_dict(), **overrides})
         lq128 = _resize(lq128, 128, cv2.INTER_AREA)
-        timings = {}
         t0 = time.perf_counter()
         irm64 = self.run_irm64(lq128, s)
         t1 = time.perf_counter()
