@@ -31,7 +31,7 @@ import tarfile
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import cv2
 import numpy as np
@@ -78,12 +78,14 @@ def read_manifest(data_dir=None) -> list[dict]:
 
 
 def select_rows(rows: list[dict], split: str = "train", min_sharpness: float | None = None,
-                limit: int | None = None) -> list[dict]:
-    """The manifest rows ``iter_faces`` yields: one split, sharp enough, sorted by name."""
+                limit: int | None = None, files: Collection[str] | None = None) -> list[dict]:
+    """The manifest rows ``iter_faces`` yields: one split, sharp enough (and among ``files``
+    when given), sorted by name."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     sel = [r for r in rows if r["split"] == split
-           and (min_sharpness is None or r["sharpness"] >= min_sharpness)]
+           and (min_sharpness is None or r["sharpness"] >= min_sharpness)
+           and (files is None or r["file"] in files)]
     sel.sort(key=lambda r: r["file"])
     return sel[:limit] if limit is not None else sel
 
@@ -111,14 +113,16 @@ def decode_jpeg(buf: bytes, size: int | None = None) -> np.ndarray:
 
 
 def iter_faces(split: str = "train", data_dir=None, min_sharpness: float | None = None,
-               limit: int | None = None, size: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+               limit: int | None = None, size: int | None = None,
+               files: Collection[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(file name, uint8 RGB face)`` for one manifest split, sorted by file name.
 
     Faces are 200x200 (resized with INTER_AREA to ``size`` if given); ``min_sharpness``
-    keeps rows with sharpness >= it; ``limit`` keeps the first N after filtering.
+    keeps rows with sharpness >= it; ``files`` keeps only those names; ``limit`` keeps the
+    first N after filtering.
     """
     root = _data_dir(data_dir) / "utkface"
-    rows = select_rows(read_manifest(data_dir), split, min_sharpness, limit)
+    rows = select_rows(read_manifest(data_dir), split, min_sharpness, limit, files)
     handles: dict[str, object] = {}
     try:
         for r in rows:

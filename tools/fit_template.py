@@ -14,51 +14,29 @@ describes what detection + landmarks produce on real photos.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import sys
-import tarfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from diffbfr.data import default_data_dir, iter_faces, read_manifest  # noqa: E402
 from diffbfr.detect import detect_faces  # noqa: E402
 
 FRAME = 128
 POINT_NAMES = ("left eye", "right eye", "nose tip", "left mouth", "right mouth")
 
 
-def data_dir() -> Path:
-    try:  # the shared helper, when diffbfr/data.py provides it
-        from diffbfr.data import default_data_dir
-
-        return Path(default_data_dir())
-    except ImportError:
-        return Path(os.environ.get("DIFFBFR_DATA", REPO.parent / "shared" / "data"))
-
-
-def iter_utk(root: Path, split: str, n: int, seed: int):
-    """(file name, RGB image) for n random crops of a split (n=0: all), shard by shard."""
-    with open(root / "utkface" / "manifest.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
-    if n and n < len(rows):
-        idx = np.random.default_rng(seed).choice(len(rows), n, replace=False)
-        rows = [rows[i] for i in sorted(idx)]
-    by_shard: dict[str, list[str]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r["file"])
-    for shard, files in sorted(by_shard.items()):
-        with tarfile.open(root / "utkface" / shard) as tar:
-            for name in files:
-                data = tar.extractfile(name).read()
-                bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                yield name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def sample_train_files(root: Path, n: int, seed: int) -> set[str] | None:
+    """n random train crops, drawn in manifest order (n=0: all, i.e. no filter)."""
+    names = [r["file"] for r in read_manifest(root) if r["split"] == "train"]
+    if not n or n >= len(names):
+        return None
+    return {names[i] for i in np.random.default_rng(seed).choice(len(names), n, replace=False)}
 
 
 def robust_mean(points: np.ndarray, k: float = 3.0):
@@ -81,14 +59,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
-    root = data_dir()
+    root = Path(default_data_dir())
     if not (root / "utkface" / "manifest.csv").is_file():
         print(f"no UTKFace data under {root}", file=sys.stderr)
         return 1
 
     pts, boxes, missed, total = [], [], [], 0
     t0 = time.perf_counter()
-    for name, img in iter_utk(root, "train", args.n, args.seed):
+    for name, img in iter_faces("train", data_dir=root, files=sample_train_files(root, args.n, args.seed)):
         total += 1
         faces = detect_faces(img)
         if not faces:
