@@ -166,9 +166,9 @@ def utk_test_faces(limit: int | None, data_dir=None):
 
 def up128(img: np.ndarray) -> np.ndarray:
     """Bicubic upsampling to the 128 px frame (how the 64 px stage is compared)."""
-    if img.shape[0] == 128:
-        return img
-    return cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC)
+    from diffbfr.pipeline import resize_square
+
+    return resize_square(img, 128, cv2.INTER_CUBIC)
 
 
 # ---------------------------------------------------------------- output

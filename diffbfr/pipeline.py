@@ -58,7 +58,9 @@ def to_image(x: torch.Tensor) -> np.ndarray:
     return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _resize(img: np.ndarray, size: int, interp: int) -> np.ndarray:
+def resize_square(img: np.ndarray, size: int, interp: int) -> np.ndarray:
+    """Square face -> size x size (unchanged when already that size). Training uses it too, so
+    the LQ and stage-1 inputs are resampled the same way in training and in restoration."""
     return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=interp)
 
 
@@ -110,7 +112,7 @@ class DiffBFR:
     def run_irm64(self, lq128: np.ndarray, s: RestoreSettings) -> np.ndarray:
         """Stage 1: truncated sampling at 64 px from the noised LQ, conditioned on the LQ."""
         _check_face(lq128, "the LQ face")
-        lq64 = to_tensor(_resize(lq128, 64, cv2.INTER_AREA), self.device)
+        lq64 = to_tensor(resize_square(lq128, 64, cv2.INTER_AREA), self.device)
         out = truncated_sample(self.model_fn("irm64", lq64), lq64, s.irm_start, s.irm64_steps,
                                s.eta, self._generator(s.seed, 0))
         return to_image(out)
@@ -119,7 +121,7 @@ class DiffBFR:
     def run_irm128(self, lq128: np.ndarray, irm64: np.ndarray, s: RestoreSettings) -> np.ndarray:
         """Stage 2: truncated sampling at 128 px from the noised, upsampled stage-1 result."""
         _check_face(irm64, "the stage-1 face")
-        up = to_tensor(_resize(irm64, 128, cv2.INTER_CUBIC), self.device)
+        up = to_tensor(resize_square(irm64, 128, cv2.INTER_CUBIC), self.device)
         cond = torch.cat([up, to_tensor(lq128, self.device)], dim=1)
         out = truncated_sample(self.model_fn("irm128", cond), up, s.irm2_start, s.irm128_steps,
                                s.eta, self._generator(s.seed, 1))
@@ -137,7 +139,7 @@ class DiffBFR:
         s = settings or RestoreSettings()
         if overrides:
             s = RestoreSettings(**{**s.to_dict(), **overrides})
-        lq128 = _resize(lq128, 128, cv2.INTER_AREA)
+        lq128 = resize_square(lq128, 128, cv2.INTER_AREA)
         t0 = time.perf_counter()
         irm64 = self.run_irm64(lq128, s)
         t1 = time.perf_counter()

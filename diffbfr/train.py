@@ -27,6 +27,7 @@ from . import diffusion
 from .checkpoint import save_model
 from .data import PackDataset
 from .degrade import random_degrade
+from .pipeline import resize_square, to_tensor
 from .unet import TINY_OVERRIDES, UNet, UNetConfig, build, param_count
 
 
@@ -58,12 +59,13 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------- data
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1
+def chw(img: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float CxHxW in [-1, 1], exactly as the pipeline feeds the networks."""
+    return to_tensor(img, "cpu")[0]
 
 
-def resize(img: np.ndarray, size: int, interp=cv2.INTER_AREA) -> np.ndarray:
-    return cv2.resize(img, (size, size), interpolation=interp)
+def area(img: np.ndarray, size: int) -> np.ndarray:
+    return resize_square(img, size, cv2.INTER_AREA)
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -80,16 +82,16 @@ class PairDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, i, int(torch.randint(2**31 - 1, (1,)))])
         hq = self.pack[i]
         if hq.shape[0] != 128:
-            hq = resize(hq, 128)
+            hq = area(hq, 128)
         if self.model == "tem128":
-            return to_tensor(hq), torch.zeros(0, 128, 128)
+            return chw(hq), torch.zeros(0, 128, 128)
         lq = random_degrade(hq, rng)
         if self.model == "irm64":
-            return to_tensor(resize(hq, 64)), to_tensor(resize(lq, 64))
-        coarse = resize(hq, 64 if rng.random() < 0.7 else 32)
-        stage1 = to_tensor(resize(coarse, 128, cv2.INTER_CUBIC))
+            return chw(area(hq, 64)), chw(area(lq, 64))
+        coarse = area(hq, 64 if rng.random() < 0.7 else 32)
+        stage1 = chw(resize_square(coarse, 128, cv2.INTER_CUBIC))
         stage1 = stage1 + float(rng.uniform(0, 0.1)) * torch.from_numpy(rng.standard_normal(stage1.shape).astype(np.float32))
-        return to_tensor(hq), torch.cat([stage1.clamp(-1, 1), to_tensor(lq)])
+        return chw(hq), torch.cat([stage1.clamp(-1, 1), chw(lq)])
 
 
 def sample_t(n: int, small_frac: float, small_max: float, gen: torch.Generator) -> torch.Tensor:
