@@ -70,7 +70,7 @@ def full_size_random_app(app_module):
     """The real architectures (MODEL_CONFIGS) with random weights: same speed as trained ones."""
     from diffbfr.app_state import AppState
     from diffbfr.pipeline import STAGE_NAMES, DiffBFR
-    from diffbfr.unet import build
+    from diffbfr.diffusion.unet import build
 
     app_module._MODEL = DiffBFR({n: build(n) for n in STAGE_NAMES}, device="cpu")
     return AppState(app_module._MODEL, runner=app_module.stage_runner,

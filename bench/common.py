@@ -115,7 +115,7 @@ def align_file(img: np.ndarray, mode: str = "detect") -> tuple[list[tuple[np.nda
     non-square image without a detected face is a failure, reported with the reason.
     mode "crop": every image is an aligned crop -> align_crop(img, "auto"), no detection.
     """
-    from diffbfr.align import align_crop, find_faces
+    from diffbfr.faces.align import align_crop, find_faces
 
     if mode == "crop":
         a = align_crop(img, "auto")
@@ -154,8 +154,8 @@ def folder_faces(folder, limit: int | None, mode: str = "detect", min_face: floa
 
 def utk_test_faces(limit: int | None, data_dir=None):
     """The UTKFace test split (sorted by file name) through align_crop(img, "utk")."""
-    from diffbfr.align import align_crop
-    from diffbfr.data import iter_faces
+    from diffbfr.faces.align import align_crop
+    from diffbfr.train.data import iter_faces
 
     faces = []
     for name, img in iter_faces(split="test", data_dir=data_dir, limit=limit):

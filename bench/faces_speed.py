@@ -21,16 +21,16 @@ import time
 import cv2
 import numpy as np
 
-from diffbfr.align import align_face, find_faces
-from diffbfr.detect import detect_faces
-from diffbfr.paste import paste_back
+from diffbfr.faces.align import align_face, find_faces
+from diffbfr.faces.detect import detect_faces
+from diffbfr.faces.paste import paste_back
 
 TARGET_S = 0.3
 
 
 def pick_photo(path: str | None, megapixels: float) -> tuple[np.ndarray, str]:
     if path is None:
-        from diffbfr.data import default_data_dir
+        from diffbfr.train.data import default_data_dir
 
         best = 0
         for p in sorted((default_data_dir() / "real" / "whole").glob("*.*")):
@@ -59,7 +59,7 @@ def synthetic_photo(megapixels: float) -> np.ndarray:
     rng = np.random.default_rng(0)
     canvas = rng.integers(60, 180, (side, side, 3), dtype=np.uint8)
     try:
-        from diffbfr.data import iter_faces
+        from diffbfr.train.data import iter_faces
 
         _, face = next(iter_faces("test", limit=1))
         y, x = side // 3, side // 3

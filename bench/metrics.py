@@ -7,7 +7,7 @@ All take numpy uint8 RGB images of the same shape (the aligned 128 px face).
   Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, population covariance,
   data_range 255), computed per channel and averaged over R, G, B.
 - niqe: see bench/niqe.py (no reference, lower = more natural / sharper).
-- identity: dlib 128-D embedding distance through diffbfr.identity
+- identity: dlib 128-D embedding distance through diffbfr.faces.identity
   (< 0.6 is dlib's "same person"), computed in the canonical frame's known face box;
   None when dlib cannot compute an embedding.
 """
@@ -54,7 +54,7 @@ def identity(a: np.ndarray, b: np.ndarray, aligned: bool | None = True) -> float
     """dlib identity distance (faces layer) of two faces in the canonical frame
     (aligned=True: landmarks inside the frame's known face box, no detection); None
     if no embedding can be computed."""
-    from diffbfr.identity import identity_distance  # lazy: dlib models load slowly
+    from diffbfr.faces.identity import identity_distance  # lazy: dlib models load slowly
 
     d = identity_distance(a, b, aligned=aligned)
     return None if d is None else float(d)

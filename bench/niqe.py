@@ -215,7 +215,7 @@ def _data_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
     try:
-        from diffbfr.data import default_data_dir
+        from diffbfr.train.data import default_data_dir
         return Path(default_data_dir())
     except ImportError:  # data layer not there: the documented default location
         return Path(os.environ.get("DIFFBFR_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.niqe", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="fit the pristine model on sharp UTKFace train crops")
-    f.add_argument("--data-dir", default=None, help="default: diffbfr.data.default_data_dir()")
+    f.add_argument("--data-dir", default=None, help="default: diffbfr.train.data.default_data_dir()")
     f.add_argument("--out", default=str(MODEL_PATH))
     f.add_argument("--images", type=int, default=1000, help="how many images (0 = all selected)")
     f.add_argument("--min-sharpness", type=float, default=100.0,

@@ -1,7 +1,7 @@
 """Quality benchmark: python -m bench.quality [--hq-dir DIR] [--lq-dir DIR] [--levels ...]
 
 HQ mode (default; UTKFace test split unless --hq-dir): align each clean face into the
-128 px frame (the target), degrade it with diffbfr.degrade.fixed_degrade, restore it
+128 px frame (the target), degrade it with diffbfr.train.degrade.fixed_degrade, restore it
 and score every stage against the target. LQ mode (--lq-dir): real degraded photos,
 no ground truth: NIQE and identity distance to the input. See bench/README.md.
 """
@@ -36,7 +36,7 @@ class Scorer:
         self._emb: dict[str, object] = {}
         self._embed = None
         if identity:
-            from diffbfr.identity import face_embedding
+            from diffbfr.faces.identity import face_embedding
 
             # one embedding per image (the target's is cached) instead of two per pair;
             # every image here is in the canonical frame: no detection needed
@@ -98,7 +98,7 @@ def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> l
 # ---------------------------------------------------------------- HQ mode
 
 def run_hq(a, model, settings, faces, scorer, out: Path):
-    from diffbfr.degrade import fixed_degrade
+    from diffbfr.train.degrade import fixed_degrade
 
     records, cache, sheets = [], {}, {}
     hq_niqe = {f.name: scorer.niqe(f.image) for f in faces}
@@ -235,7 +235,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
     ap.add_argument("--hq-dir", help="folder of clean face images (default: UTKFace test split)")
     ap.add_argument("--lq-dir", help="folder of real degraded photos (no ground truth)")
-    ap.add_argument("--levels", default="medium", help="comma list of diffbfr.degrade.LEVELS")
+    ap.add_argument("--levels", default="medium", help="comma list of diffbfr.train.degrade.LEVELS")
     ap.add_argument("--limit", type=int, default=None, help="first N faces (files sorted by name)")
     ap.add_argument("--sweep", action="append", default=[], metavar="FIELD=v1,v2,...",
                     help="e.g. irm_start=0,100,300 or tem_t=0,2.5,10 (repeatable)")
@@ -250,7 +250,7 @@ def parse_args(argv=None):
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     C.add_model_args(ap)
     a = ap.parse_args(argv)
-    from diffbfr.degrade import LEVELS
+    from diffbfr.train.degrade import LEVELS
 
     a.levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
     bad = [lv for lv in a.levels if lv not in LEVELS]
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
             faces, failures = C.folder_faces(a.hq_dir, a.limit, a.align, a.min_face)
             src = f"folder {a.hq_dir} (files sorted by name, --align {a.align})"
         else:
-            from diffbfr.data import default_data_dir
+            from diffbfr.train.data import default_data_dir
 
             if not (Path(default_data_dir()) / "utkface" / "manifest.csv").exists():
                 print(f"no UTKFace data under {default_data_dir()}: pass --hq-dir", file=sys.stderr)
@@ -288,7 +288,7 @@ def main(argv=None) -> int:
             src = "UTKFace test split (sorted by file name, align_crop 'utk')"
         write_csv(out / "failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
         header += [f"- HQ source: {src}; limit {a.limit}",
-                   f"- degradation: diffbfr.degrade.fixed_degrade, levels {','.join(a.levels)}; seed per face "
+                   f"- degradation: diffbfr.train.degrade.fixed_degrade, levels {','.join(a.levels)}; seed per face "
                    f"= crc32('{a.seed}:<face name>') & 0x7fffffff (column degrade_seed in faces.csv)",
                    f"- faces: {describe_faces(faces, failures)}"]
         if faces:

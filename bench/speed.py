@@ -78,7 +78,7 @@ def timing_face(path: str | None) -> np.ndarray:
     import cv2
 
     if path:
-        from diffbfr.align import align_crop
+        from diffbfr.faces.align import align_crop
         return align_crop(C.load_rgb(path), "auto").image
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -86,7 +86,7 @@ def timing_face(path: str | None) -> np.ndarray:
 
 
 def bench_device(a, device: str, settings, face) -> list[dict]:
-    from diffbfr.diffusion import T
+    from diffbfr.diffusion.schedule import T
 
     model = C.load_model(a, device)
     dev = torch.device(model.device)

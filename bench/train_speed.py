@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from diffbfr.train import train_step
-from diffbfr.unet import MODEL_CONFIGS, build, param_count
+from diffbfr.train.diffbfr import train_step
+from diffbfr.diffusion.unet import MODEL_CONFIGS, build, param_count
 
 
 def main(argv=None) -> None:

@@ -1,7 +1,9 @@
-"""Weights on disk: safetensors for tensors, a JSON file beside them for the config.
+"""Weights on disk: `name.safetensors` for the tensors, `name.json` beside it for the config.
 
-`name.safetensors` + `name.json`.  Nothing here ever unpickles: shipped weights are
-safetensors only, and training resume state is safetensors + JSON as well.
+Generic over networks: any module whose constructor takes a config dataclass is saved with
+that config (as a dict) and free-form metadata (the training arguments, the card numbers).
+Nothing here ever unpickles: shipped weights are safetensors only (fp16), and training
+resume state is safetensors + JSON as well.
 """
 from __future__ import annotations
 
@@ -10,35 +12,33 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-
-from .unet import UNet, UNetConfig
+from torch import nn
 
 
 def config_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def save_model(model: UNet, path: str | Path, dtype: torch.dtype | None = torch.float16, meta: dict | None = None) -> Path:
-    """Write the model's weights (fp16 by default) and its config (+ free-form metadata)."""
+def save_module(module: nn.Module, path: str | Path, config: dict, meta: dict | None = None,
+                dtype: torch.dtype | None = torch.float16) -> Path:
+    """Write the module's state (floating tensors cast to `dtype`) and {config, meta} as JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
-               for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"name": model.config.name})
-    payload = {"config": model.config.to_dict(), "meta": meta or {}}
-    config_path(path).write_text(json.dumps(payload, indent=2) + "\n")
+    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+               for k, v in module.state_dict().items()}
+    save_file(tensors, str(path), metadata={"name": str(config.get("name", path.stem))})
+    config_path(path).write_text(json.dumps({"config": config, "meta": meta or {}}, indent=2, default=str) + "\n")
     return path
 
 
-def read_config(path: str | Path) -> tuple[UNetConfig, dict]:
+def read_config(path: str | Path) -> tuple[dict, dict]:
+    """(config, meta) stored beside a weights file."""
     payload = json.loads(config_path(path).read_text())
-    return UNetConfig.from_dict(payload["config"]), payload.get("meta", {})
+    return payload["config"], payload.get("meta", {})
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> UNet:
-    """Rebuild the network from its JSON config and fill it from safetensors."""
-    config, _ = read_config(path)
-    model = UNet(config)
+def load_into(module: nn.Module, path: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Fill `module` from a safetensors file (floating tensors cast to `dtype`); strict."""
     state = load_file(str(path), device="cpu")
-    model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
-    return model.to(device).eval()
+    module.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
+    return module.eval()

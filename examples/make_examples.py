@@ -58,8 +58,8 @@ def main() -> None:
     save("two_faces_grey.jpg", grey, quality=92)
 
     # an already aligned 128 px face (the models' canonical frame) for aligned-input mode
-    from diffbfr.align import find_faces
-    from diffbfr.degrade import fixed_degrade
+    from diffbfr.faces.align import find_faces
+    from diffbfr.train.degrade import fixed_degrade
 
     faces, reason = find_faces(src)
     if not faces:

@@ -142,7 +142,7 @@ def test_same_content_hits_cache_and_keys(app, counted, tmp_path):
 
 
 def test_two_faces_are_cached_separately(app, counted):
-    from diffbfr.align import align_crop
+    from diffbfr.faces.align import align_crop
     img = np.asarray(Image.open(FACE).convert("RGB"))
     photo = np.concatenate([img, img[:, ::-1]], axis=1)
     up = app.load(photo)
@@ -299,8 +299,8 @@ def test_build_demo_has_the_pieces(model):
 
 
 def test_identity_matches_identity_distance(model):
-    """The app's cached-embedding identity equals diffbfr.identity.identity_distance."""
-    from diffbfr.identity import identity_distance
+    """The app's cached-embedding identity equals diffbfr.faces.identity.identity_distance."""
+    from diffbfr.faces.identity import identity_distance
     app = AppState(model)
     up = app.load(str(FACE))
     for t in (10.0, 30.0):

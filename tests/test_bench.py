@@ -27,7 +27,7 @@ def smooth_face(seed=0):
 
 @pytest.mark.parametrize("level", ["light", "medium", "heavy"])
 def test_fixed_degrade_same_seed_same_bytes(level):
-    from diffbfr.degrade import fixed_degrade
+    from diffbfr.train.degrade import fixed_degrade
 
     img = smooth_face(1)
     a, b = fixed_degrade(img, level, seed=7), fixed_degrade(img.copy(), level, seed=7)
@@ -123,7 +123,7 @@ def test_committed_niqe_model_loads_and_ranks_blur():
 
 @pytest.fixture(scope="module")
 def hq_dir(tmp_path_factory):
-    from diffbfr.data import default_data_dir, iter_faces
+    from diffbfr.train.data import default_data_dir, iter_faces
 
     if not (Path(default_data_dir()) / "utkface" / "manifest.csv").exists():
         pytest.skip("../shared/data absent")
@@ -199,7 +199,7 @@ def test_speed_tiny_end_to_end(tmp_path, capsys):
 def test_cached_identity_matches_faces_layer(hq_dir):
     from bench.niqe import NiqeModel
     from bench.quality import Scorer
-    from diffbfr.identity import identity_distance
+    from diffbfr.faces.identity import identity_distance
 
     a, b = (C.load_rgb(p) for p in sorted(hq_dir.glob("*.png"))[:2])
     a, b = (cv2.resize(x, (128, 128), interpolation=cv2.INTER_AREA) for x in (a, b))

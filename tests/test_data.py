@@ -4,7 +4,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from diffbfr import data as D
+from diffbfr.train import data as D
 
 DATA = D.default_data_dir()
 needs_data = pytest.mark.skipif(not (DATA / "utkface" / "manifest.csv").exists(),

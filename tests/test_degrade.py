@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from diffbfr import degrade as D
+from diffbfr.train import degrade as D
 
 
 def _face(size: int, seed: int = 0) -> np.ndarray:
@@ -121,7 +121,7 @@ def _mae(a, b):
 
 
 def test_levels_progressively_worse_on_real_face():
-    from diffbfr.data import default_data_dir, iter_faces
+    from diffbfr.train.data import default_data_dir, iter_faces
 
     if not (default_data_dir() / "utkface" / "manifest.csv").exists():
         pytest.skip("shared data not available")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from diffbfr.align import (
+from diffbfr.faces.align import (
     FRAME,
     TEMPLATE_128,
     AlignedFace,
@@ -18,8 +18,9 @@ from diffbfr.align import (
     find_faces,
     similarity_transform,
 )
-from diffbfr.detect import DlibDetector, Face, FaceDetector, detect_faces, model_path
-from diffbfr.paste import blend_mask, is_greyscale, paste_back
+from diffbfr.faces.detect import DlibDetector, Face, FaceDetector, detect_faces
+from diffbfr.faces.models import model_path
+from diffbfr.faces.paste import blend_mask, is_greyscale, paste_back
 
 
 def apply(matrix, pts):
@@ -88,7 +89,7 @@ def test_no_face_gives_an_empty_result_and_a_reason():
 @pytest.fixture(scope="module")
 def crops():
     """A few UTKFace test-split crops the detector finds confidently, with their points."""
-    from diffbfr.data import default_data_dir, iter_faces
+    from diffbfr.train.data import default_data_dir, iter_faces
 
     if not (default_data_dir() / "utkface" / "manifest.csv").is_file():
         pytest.skip("UTKFace data not present (../shared/data or $DIFFBFR_DATA)")
@@ -222,7 +223,7 @@ def test_aligned_crop_modes(crops):
     assert align_crop(crop, "auto").matrix.tolist() == utk.matrix.tolist()  # 200 px -> utk
     assert utk.face_size == pytest.approx(200.0) and utk.larger_than_model
     # an FFHQ-style 512 crop made from the same face maps back onto our frame
-    from diffbfr.align import FFHQ_TEMPLATE_512
+    from diffbfr.faces.align import FFHQ_TEMPLATE_512
 
     to_ffhq = similarity_transform(TEMPLATE_128, FFHQ_TEMPLATE_512) @ np.vstack(
         [utk.matrix, [0, 0, 1]])

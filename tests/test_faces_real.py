@@ -14,16 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from diffbfr.align import FRAME, TEMPLATE_128, align_crop, find_faces
-from diffbfr.detect import detect_faces, load_once
-from diffbfr.identity import SAME_PERSON_THRESHOLD, face_embedding, identity_distance
-from diffbfr.paste import paste_back
+from diffbfr.faces.align import FRAME, TEMPLATE_128, align_crop, find_faces
+from diffbfr.faces.detect import detect_faces
+from diffbfr.faces.models import load_once
+from diffbfr.faces.identity import SAME_PERSON_THRESHOLD, face_embedding, identity_distance
+from diffbfr.faces.paste import paste_back
 
 CONTACT_SHEET = Path(tempfile.gettempdir()) / "faces_contact.png"
 
 
 def data_dir() -> Path:
-    from diffbfr.data import default_data_dir
+    from diffbfr.train.data import default_data_dir
 
     return default_data_dir()
 
@@ -106,7 +107,7 @@ def test_ffhq_crops_map_onto_our_frame():
 
 @pytest.fixture(scope="module")
 def utk_faces():
-    from diffbfr.data import iter_faces
+    from diffbfr.train.data import iter_faces
 
     if not (data_dir() / "utkface" / "manifest.csv").is_file():
         pytest.skip("UTKFace data not present")

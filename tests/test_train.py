@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffbfr import train
-from diffbfr.data import PACK_FORMAT, PackDataset, write_pack_file
-from diffbfr.unet import TINY_OVERRIDES, build
+from diffbfr.train import diffbfr as train
+from diffbfr.train.data import PACK_FORMAT, PackDataset, write_pack_file
+from diffbfr.diffusion.unet import TINY_OVERRIDES, build
 
 
 @pytest.fixture(scope="module")

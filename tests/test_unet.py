@@ -3,7 +3,8 @@ import pickle
 import pytest
 import torch
 
-from diffbfr import checkpoint, unet
+from diffbfr import checkpoint
+from diffbfr.diffusion import unet
 
 
 def tiny(name):
@@ -41,7 +42,7 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path, monkeypatch, dtype):
     net = tiny("irm128")
     for p in net.parameters():  # zero-initialised layers would hide a broken load
         torch.nn.init.normal_(p)
-    path = checkpoint.save_model(net, tmp_path / "irm128.safetensors", dtype=dtype)
+    path = unet.save_unet(net, tmp_path / "irm128.safetensors", dtype=dtype)
     assert checkpoint.config_path(path).exists()
 
     def no_pickle(*a, **k):
@@ -49,7 +50,7 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path, monkeypatch, dtype):
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(pickle, "loads", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
-    loaded = checkpoint.load_model(path, dtype=dtype)
+    loaded = unet.load_unet(path, dtype=dtype)
     assert loaded.config == net.config
     for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a.to(dtype), b), k

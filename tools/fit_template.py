@@ -24,8 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffbfr.data import default_data_dir, iter_faces, read_manifest  # noqa: E402
-from diffbfr.detect import detect_faces  # noqa: E402
+from diffbfr.train.data import default_data_dir, iter_faces, read_manifest  # noqa: E402
+from diffbfr.faces.detect import detect_faces  # noqa: E402
 
 FRAME = 128
 POINT_NAMES = ("left eye", "right eye", "nose tip", "left mouth", "right mouth")

@@ -18,7 +18,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from diffbfr.align import FRAME, AlignedFace
+from ..frame import FRAME
+from .align import AlignedFace
 
 __all__ = ["paste_back", "blend_mask", "is_greyscale"]
 

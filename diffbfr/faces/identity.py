@@ -12,33 +12,17 @@ comparable even when a heavily degraded input would defeat the detector.
 
 from __future__ import annotations
 
+import dlib
 import numpy as np
 
-from diffbfr.align import FACE_BOX_128, FRAME
-from diffbfr.detect import detect_faces, load_once, model_path
+from ..frame import FRAME
+from .align import FACE_BOX_128
+from .detect import detect_faces
+from .models import identity_network, shape_predictor_5
 
 __all__ = ["SAME_PERSON_THRESHOLD", "face_embedding", "identity_distance", "is_aligned_frame"]
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's documented operating point
-
-
-def _shape_predictor_5():
-    import dlib
-
-    return load_once(
-        "sp5", lambda: dlib.shape_predictor(str(model_path("shape_predictor_5_face_landmarks.dat")))
-    )
-
-
-def _face_encoder():
-    import dlib
-
-    return load_once(
-        "resnet",
-        lambda: dlib.face_recognition_model_v1(
-            str(model_path("dlib_face_recognition_resnet_model_v1.dat"))
-        ),
-    )
 
 
 def is_aligned_frame(image: np.ndarray) -> bool:
@@ -58,8 +42,6 @@ def face_embedding(image: np.ndarray, aligned: bool | None = None) -> np.ndarray
     False: detect and use the highest-scoring face; None: decide by is_aligned_frame().
     None is returned when no embedding can be computed (no face found, bad input).
     """
-    import dlib
-
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
             or image.shape[2] != 3 or min(image.shape[:2]) < 16:
         return None
@@ -76,8 +58,8 @@ def face_embedding(image: np.ndarray, aligned: bool | None = None) -> np.ndarray
         x0, y0, x1, y1 = max(faces, key=lambda f: f.score).box
     rect = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
     try:
-        shape = _shape_predictor_5()(image, rect)
-        desc = _face_encoder().compute_face_descriptor(image, shape)
+        shape = shape_predictor_5()(image, rect)
+        desc = identity_network().compute_face_descriptor(image, shape)
     except RuntimeError:  # dlib raises on degenerate chips; "cannot compute" is the answer
         return None
     vec = np.asarray(desc, dtype=np.float32)

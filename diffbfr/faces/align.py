@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from diffbfr.detect import Face, FaceDetector, default_detector, detect_faces
+from ..frame import FRAME, is_square
+from .detect import Face, FaceDetector, default_detector, detect_faces
 
 __all__ = [
     "FRAME",
@@ -31,8 +32,6 @@ __all__ = [
     "find_faces",
     "warp_to_frame",
 ]
-
-FRAME = 128  # side of the canonical frame in pixels
 
 # Robust mean of the 5 points (left eye centre, right eye centre, nose tip, left and
 # right mouth corner, as seen in the image) in 128 px frame coordinates (pixel
@@ -164,9 +163,7 @@ def crop_style(image: np.ndarray) -> str:
     otherwise "utk": UTKFace crops are 200 px and anything small is taken to be framed
     like our training data.
     """
-    h, w = image.shape[:2]
-    square = abs(h - w) <= 0.01 * max(h, w)
-    return "ffhq" if square and min(h, w) >= 256 else "utk"
+    return "ffhq" if is_square(image) and min(image.shape[:2]) >= 256 else "utk"
 
 
 def align_crop(image: np.ndarray, style: str = "auto") -> AlignedFace:

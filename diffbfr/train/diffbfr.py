@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from . import diffusion
-from .checkpoint import save_model
+from ..diffusion import schedule as diffusion
+from ..diffusion.unet import TINY_OVERRIDES, UNet, UNetConfig, build, param_count, save_unet
+from ..frame import resize_square, to_tensor
 from .data import PackDataset
 from .degrade import random_degrade
-from .pipeline import resize_square, to_tensor
-from .unet import TINY_OVERRIDES, UNet, UNetConfig, build, param_count
 
 
 def parse_args(argv=None):
@@ -239,7 +238,7 @@ def main(argv=None) -> dict:
         "params": param_count(model), "history": history,
     }
     save_state(run_dir, model, ema, opt, step, info)
-    out = save_model(ema.cpu(), Path(args.export) / f"{args.model}.safetensors",
+    out = save_unet(ema.cpu(), Path(args.export) / f"{args.model}.safetensors",
                      meta={k: v for k, v in info.items() if k != "history"})
     print(json.dumps({k: v for k, v in info.items() if k != "history"}), flush=True)
     print(f"exported EMA weights to {out}", flush=True)

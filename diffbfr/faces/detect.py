@@ -10,14 +10,15 @@ be passed to `detect_faces(image, detector=...)`.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
+import dlib
 import numpy as np
+
+from .models import hog_detector, load_once, shape_predictor_68
 
 __all__ = [
     "Face",
@@ -25,10 +26,6 @@ __all__ = [
     "DlibDetector",
     "detect_faces",
     "default_detector",
-    "model_path",
-    "load_once",
-    "hog_detector",
-    "shape_predictor_68",
     "points5_from_68",
     "landmarks68_in_box",
     "landmarks68_upright",
@@ -55,48 +52,9 @@ class FaceDetector(Protocol):
         ...
 
 
-# --- model files -----------------------------------------------------------------
-
-def model_path(name: str) -> Path:
-    """Path of a model file shipped by `face-recognition-models`.
-
-    The package's __init__ imports pkg_resources (deprecated, missing on new
-    setuptools), so we locate its folder with importlib instead of importing it.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "face-recognition-models is not installed: pip install face-recognition-models"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
-    if not path.is_file():
-        raise RuntimeError(f"model file missing from face-recognition-models: {path}")
-    return path
-
-
-# dlib objects are costly to load (the 68-point model is ~100 MB) and safe to share
-# for read-only use, so each is loaded once per process on first use.
-_lock = threading.Lock()
-_cache: dict[str, object] = {}
-
-
-def load_once(key: str, load):
-    """The object cached under `key`, created by calling `load()` the first time."""
-    with _lock:
-        if key not in _cache:
-            _cache[key] = load()
-        return _cache[key]
-
-
 # dlib documents its object_detector as unsafe for concurrent use (the shape predictor
 # is fine), and the app may serve two uploads at once: runs of it are serialised.
 _hog_lock = threading.Lock()
-
-
-def hog_detector():
-    import dlib
-
-    return load_once("hog", dlib.get_frontal_face_detector)
 
 
 def run_hog(image: np.ndarray, threshold: float):
@@ -105,15 +63,6 @@ def run_hog(image: np.ndarray, threshold: float):
     with _hog_lock:
         rects, scores, _ = detector.run(image, 0, threshold)
     return rects, scores
-
-
-def shape_predictor_68():
-    import dlib
-
-    return load_once(
-        "sp68",
-        lambda: dlib.shape_predictor(str(model_path("shape_predictor_68_face_landmarks.dat"))),
-    )
 
 
 # --- landmarks ---------------------------------------------------------------------
@@ -146,8 +95,6 @@ def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
 
     Also used without a detection (a fixed rectangle), e.g. for aligned crops.
     """
-    import dlib
-
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     # box edges are exclusive at x1/y1; dlib rectangles are inclusive
     shape = shape_predictor_68()(_as_dlib_image(image), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))

@@ -32,7 +32,7 @@ up-sample to the input size -> Gaussian colour noise -> JPEG (OpenCV libjpeg,
 The noise comes from ``np.random.default_rng(seed)``: same image, level and seed ->
 byte-identical output.
 
-``python -m diffbfr.degrade --contact-sheet OUT.png`` writes a sheet of UTKFace
+``python -m diffbfr.train.degrade --contact-sheet OUT.png`` writes a sheet of UTKFace
 train faces with the fixed levels and random degradations, plus real low-quality
 faces (../shared/data/real/cropped) resized to 128 px for comparison.
 """
@@ -45,6 +45,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .data import default_data_dir, iter_faces
 
 LEVELS = ("light", "medium", "heavy")
 FRAME = 128  # reference side for pixel-valued parameters
@@ -307,8 +309,6 @@ def _real_face(path: Path, size: int, utk_crop: bool) -> np.ndarray:
 def contact_sheet(out_path: str | Path, n_faces: int = 6, n_random: int = 6, seed: int = 0,
                   data_dir: str | Path | None = None, size: int = FRAME) -> Path:
     """Clean | light | medium | heavy | random x n_random per UTKFace train face, then real faces."""
-    from .data import default_data_dir, iter_faces  # lazy: data.py imports torch
-
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     rng = np.random.default_rng(seed)
     # Spread the picks over the sorted train list instead of the first few names.
@@ -338,7 +338,7 @@ def contact_sheet(out_path: str | Path, n_faces: int = 6, n_random: int = 6, see
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m diffbfr.degrade", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m diffbfr.train.degrade", description=__doc__.split("\n")[0])
     ap.add_argument("--contact-sheet", metavar="OUT.png", help="write a degradation contact sheet")
     ap.add_argument("--faces", type=int, default=6)
     ap.add_argument("--random", type=int, default=6)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_into, read_config, save_module
+
 
 @dataclass
 class UNetConfig:
@@ -178,3 +180,14 @@ def build(name: str, **overrides) -> UNet:
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def save_unet(model: UNet, path, meta: dict | None = None, dtype: torch.dtype | None = torch.float16):
+    """fp16 safetensors + JSON config (see diffbfr/checkpoint.py)."""
+    return save_module(model, path, model.config.to_dict(), meta, dtype)
+
+
+def load_unet(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> UNet:
+    """Rebuild the network from its JSON config and fill it from safetensors."""
+    config, _ = read_config(path)
+    return load_into(UNet(UNetConfig.from_dict(config)), path, dtype).to(device)

@@ -17,7 +17,7 @@ per face, ~16 MiB over the raw 78 MiB of JPEG for the whole split):
     MiB            95.9  91.1  82.0  72.4  63.9  56.0  43.8  34.7  28.4
 so repo + pack <= 64 MiB needs min_sharpness ~30 (or a lower quality).
 
-CLI: ``python -m diffbfr.data pack --out packs/train128.tar [--min-sharpness 20]
+CLI: ``python -m diffbfr.train.data pack --out packs/train128.tar [--min-sharpness 20]
 [--size 128] [--quality 85] [--limit N] [--split train]``
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def default_data_dir() -> Path:
     env = os.environ.get("DIFFBFR_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _data_dir(data_dir) -> Path:
@@ -222,7 +222,7 @@ class PackDataset(Dataset):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m diffbfr.data")
+    ap = argparse.ArgumentParser(prog="python -m diffbfr.train.data")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="write a training pack (tar of JPEG faces + index.json)")
     p.add_argument("--out", required=True)

@@ -1,0 +1,57 @@
+"""The canonical face frame: its size, and the conversions between images and tensors.
+
+Every network sees faces in one frame (the UTKFace crop framing at 128 px; stage 1 of
+DiffBFR the same frame at 64 px). Training and restoration both import this module, so a
+face is resampled and normalised by one piece of code wherever it goes.
+
+Images: numpy uint8 H x W x 3 RGB. Tensors: float32 N x C x H x W in [-1, 1].
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+FRAME = 128          # side of the canonical face frame, in pixels
+HALF_FRAME = 64      # the same frame at DiffBFR's stage-1 resolution
+
+
+def is_square(image: np.ndarray, tolerance: float = 0.01) -> bool:
+    """Sides equal within `tolerance` of the longer side: the rule for 'an aligned crop'."""
+    h, w = image.shape[:2]
+    return abs(h - w) <= tolerance * max(h, w)
+
+
+def check_face(image: np.ndarray, what: str = "the face") -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"{what} must be a square HxWx3 uint8 RGB image, got {got}")
+
+
+def resize_square(image: np.ndarray, size: int, interp: int = cv2.INTER_AREA) -> np.ndarray:
+    """Square face -> size x size (unchanged when already that size)."""
+    return image if image.shape[0] == size else cv2.resize(image, (size, size), interpolation=interp)
+
+
+def to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
+    """One uint8 HxWx3 image -> float 1x3xHxW in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def to_batch(images: Sequence[np.ndarray], device="cpu") -> torch.Tensor:
+    """Same-size uint8 images -> float Nx3xHxW in [-1, 1]."""
+    return torch.cat([to_tensor(im, device) for im in images])
+
+
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """The first image of a batch -> uint8 HxWx3."""
+    return to_images(x[:1])[0]
+
+
+def to_images(x: torch.Tensor) -> list[np.ndarray]:
+    """Float Nx3xHxW in [-1, 1] -> N uint8 HxWx3 images."""
+    arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(a) for a in arr]
