@@ -1,12 +1,29 @@
-"""python -m diffbfr.train NETWORK [flags]: dispatch to the trainer of that network."""
+"""python -m diffbfr.train NAME [flags]: dispatch to the trainer registered under NAME.
+
+A trainer is a function main(argv) whose argv starts with NAME itself (one trainer may serve
+several names, as diffbfr.py does for its three networks). Register new ones in TRAINERS.
+"""
 import sys
 
 from . import diffbfr as diffbfr_trainer
+from .loop import InitError
 
-TRAINERS = {name: diffbfr_trainer.main for name in ("irm64", "irm128", "tem128")}
+TRAINERS = {name: diffbfr_trainer.main for name in diffbfr_trainer.NETS}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in TRAINERS:
+        print(f"usage: python -m diffbfr.train {{{','.join(TRAINERS)}}} [flags]  (--help after the name)",
+              file=sys.stderr)
+        return 2
+    try:
+        TRAINERS[argv[0]](argv)
+    except InitError as e:  # a run that cannot start as asked: say why, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in TRAINERS:
-        print(f"usage: python -m diffbfr.train {{{','.join(TRAINERS)}}} [flags]  (--help after the name)")
-        sys.exit(2)
-    TRAINERS[sys.argv[1]](sys.argv[1:])
+    sys.exit(main())

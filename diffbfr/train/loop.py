@@ -1,0 +1,396 @@
+"""What every trainer shares: flags, device, learning-rate schedule, EMA, resume state,
+explicit initialisation, wall-clock budget, held-out validation, export.
+
+A trainer (diffbfr.py, and the Panini-Net ones) reads top to bottom like nanoGPT's train.py
+and calls these in order:
+
+    p = argparse.ArgumentParser(); add_run_args(p, batch=32, lr=2e-4); args = p.parse_args(argv)
+    device = setup_device(args)
+    train_idx, val_idx = holdout(pack.names)                     # fixed, never trained on
+    ... build modules / optimizers ...
+    step, start = init_from(args, run_dir, modules, optimizers, config)   # scratch | resume | PATH
+    clock, meter, validator = Clock(args.minutes, args.save_every_min), Meter(), Validator(args.val_every, fn)
+    while step < max_steps and not clock.out_of_time():
+        set_lr(opt, lr_at(step, args)); ...; step += 1; ema_update(ema, model, args.ema, step); meter.tick(n)
+        if validator.due(step): validator(step)
+        if clock.save_due(): save_state(run_dir, step, modules, optimizers, {..., **usage(start, clock.elapsed, device)})
+    export(ema, path, config, args, {..., **validator.last, **usage(start, clock.elapsed, device)})
+
+Nothing here unpickles: resume state is safetensors (tensors) + JSON (everything else).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..checkpoint import config_path, read_config, save_module
+
+STATE_JSON = "state.json"
+# The held-out slice: the faces whose names hash lowest, so the same face is held out whatever
+# the pack's order, seed or flags, and (mostly) across packs built from the same split.
+HOLDOUT_FRAC = 0.02
+HOLDOUT_MIN = 16
+
+
+class InitError(RuntimeError):
+    """A run cannot start as asked (missing state, config mismatch, run dir in use)."""
+
+
+# ---------------------------------------------------------------- flags
+def add_run_args(parser: argparse.ArgumentParser, *, batch: int, lr: float, minutes: float = 10.0,
+                 ema: float = 0.999, warmup: int = 200, export: str = "weights") -> argparse.ArgumentParser:
+    """The flags every trainer shares; the defaults that differ per trainer are keywords."""
+    g = parser.add_argument_group("run (shared by every trainer)")
+    g.add_argument("--run-dir", default=None, help="resume state lives here (default runs/<name>)")
+    g.add_argument("--export", default=export, help="folder for the exported fp16 EMA weights + JSON")
+    g.add_argument("--init-from", default="scratch", metavar="scratch|resume|PATH",
+                   help="scratch: fresh weights (refuses a run dir that holds a run, see --force); "
+                        "resume: continue run-dir/state.json (fails without it); "
+                        "PATH: warm-start model and EMA from shipped weights NAME.safetensors (+ NAME.json)")
+    g.add_argument("--force", action="store_true",
+                   help="with --init-from scratch|PATH: delete the run dir's old state instead of refusing")
+    g.add_argument("--minutes", type=float, default=minutes, help="wall-clock budget; stops cleanly, saves, exports")
+    g.add_argument("--max-steps", type=int, default=None, help="stop at this step (counted across resumes)")
+    g.add_argument("--batch", type=int, default=batch)
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    g.add_argument("--warmup", type=int, default=warmup, help="linear warm-up steps")
+    g.add_argument("--decay-steps", type=int, default=0,
+                   help="cosine decay from --lr to --lr * --lr-min-ratio over this many steps after "
+                        "warm-up, then constant; 0 = constant --lr after warm-up")
+    g.add_argument("--lr-min-ratio", type=float, default=0.1)
+    g.add_argument("--ema", type=float, default=ema, help="EMA decay (warmed up as min(ema, (1+s)/(10+s)))")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument("--log-every", type=int, default=50)
+    g.add_argument("--val-every", type=int, default=500, help="held-out validation loss every N steps (0: only at the end)")
+    g.add_argument("--save-every-min", type=float, default=5.0, help="resume state every N minutes")
+    g.add_argument("--compile", action="store_true", help="torch.compile the trained module")
+    return parser
+
+
+def setup_device(args) -> torch.device:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        # tf32 matmuls/convs where bf16 autocast does not reach; fixed shapes -> let cudnn pick kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------- schedule, EMA
+def lr_at(step: int, args) -> float:
+    """Linear warm-up over --warmup steps, cosine to lr * lr_min_ratio over --decay-steps, then flat."""
+    if args.warmup > 0 and step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    if args.decay_steps <= 0:
+        return args.lr
+    progress = min(1.0, (step - args.warmup) / args.decay_steps)
+    lo = args.lr * args.lr_min_ratio
+    return lo + 0.5 * (1.0 + math.cos(math.pi * progress)) * (args.lr - lo)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * model with d = min(decay, (1+step)/(10+step)): early on the
+    EMA follows the model closely instead of averaging in the random initialisation."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach().to(pe.dtype), 1 - d)
+    for be, bm in zip(ema.buffers(), model.buffers()):  # e.g. BatchNorm statistics: copied, not averaged
+        be.copy_(bm)
+
+
+# ---------------------------------------------------------------- resume state
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def save_state(run_dir, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               meta: dict, generators: dict[str, torch.Generator] | None = None) -> Path:
+    """Full resume state: every module (fp32), every optimizer, torch RNG (+ named generators).
+
+    Atomic: tensors go to state.STEP.safetensors (via a temp file), then state.json, which names
+    that file, replaces the old one; a run killed at any moment leaves a consistent last state.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        for k, v in module.state_dict().items():
+            tensors[f"module/{name}/{k}"] = v.detach().cpu().contiguous()
+    optim_json = {}
+    for name, opt in optimizers.items():
+        sd = opt.state_dict()
+        extras = {}  # non-tensor per-parameter state (rare: ints, None) stays in JSON
+        for pid, st in sd["state"].items():
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor):
+                    tensors[f"optim/{name}/{pid}/{k}"] = v.detach().cpu().contiguous()
+                else:
+                    extras.setdefault(str(pid), {})[k] = v
+        optim_json[name] = {"param_groups": sd["param_groups"], "extras": extras}
+    tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = s
+    for name, gen in (generators or {}).items():
+        tensors[f"rng/gen/{name}"] = gen.get_state()
+
+    tensor_file = f"state.{step:09d}.safetensors"
+    tmp = run_dir / (tensor_file + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(run_dir / tensor_file)
+    _write_json(run_dir / STATE_JSON, {**meta, "step": step, "state": {
+        "file": tensor_file, "modules": sorted(modules), "optimizers": optim_json,
+        "generators": sorted(generators or {})}})
+    for old in run_dir.glob("state.*.safetensors"):  # only after the new state.json is in place
+        if old.name != tensor_file:
+            old.unlink()
+    return run_dir / STATE_JSON
+
+
+def load_state(run_dir, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               generators: dict[str, torch.Generator] | None = None) -> dict:
+    """Fill modules/optimizers/RNG from save_state's files (strict: names must match); returns meta
+    (with "step")."""
+    run_dir = Path(run_dir)
+    payload = json.loads((run_dir / STATE_JSON).read_text())
+    info = payload.pop("state")
+    if sorted(modules) != info["modules"] or sorted(optimizers) != sorted(info["optimizers"]):
+        raise InitError(f"{run_dir}: state holds modules {info['modules']} and optimizers "
+                        f"{sorted(info['optimizers'])}, the trainer has {sorted(modules)} and {sorted(optimizers)}")
+    tensors = load_file(str(run_dir / info["file"]))
+    for name, module in modules.items():
+        prefix = f"module/{name}/"
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, opt in optimizers.items():
+        prefix, saved = f"optim/{name}/", info["optimizers"][name]
+        state: dict = {int(pid): dict(extra) for pid, extra in saved["extras"].items()}
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                pid, key = k[len(prefix):].split("/", 1)
+                state.setdefault(int(pid), {})[key] = v
+        opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    torch.set_rng_state(tensors["rng/torch"])
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states[:torch.cuda.device_count()])
+    for name, gen in (generators or {}).items():
+        gen.set_state(tensors[f"rng/gen/{name}"])
+    return payload
+
+
+# ---------------------------------------------------------------- how a run starts
+def _normalise(config: dict) -> dict:
+    return json.loads(json.dumps(config, default=str))  # tuples -> lists, as stored
+
+
+def check_config(stored: dict, wanted: dict, where: str) -> None:
+    stored, wanted = _normalise(stored), _normalise(wanted)
+    diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: stored {stored.get(k)!r} vs training {wanted.get(k)!r}" for k in diff)
+        raise InitError(f"{where} was trained with a different config ({detail})")
+
+
+def _clear_run_dir(run_dir: Path, force: bool) -> None:
+    """scratch/PATH start a new run: refuse to overwrite one that is there, unless --force."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return
+    if not force:
+        held = ""
+        if (run_dir / STATE_JSON).exists():
+            held = f" (state.json at step {json.loads((run_dir / STATE_JSON).read_text()).get('step')})"
+        raise InitError(f"{run_dir} is not empty{held}: pass --init-from resume to continue that run, "
+                        f"or --force to start a new run and overwrite its state, or another --run-dir")
+    for f in [run_dir / STATE_JSON, *run_dir.glob("state.*.safetensors*"), run_dir / (STATE_JSON + ".tmp")]:
+        if f.exists():
+            f.unlink()
+
+
+def prior_usage(meta: dict) -> dict:
+    """gpu/cpu minutes and optimizer steps that shipped weights already had (older files only
+    have train_seconds + device: attribute them to the device they name)."""
+    gpu, cpu = meta.get("gpu_minutes"), meta.get("cpu_minutes")
+    if gpu is None and cpu is None:
+        minutes = float(meta.get("train_seconds", 0.0)) / 60
+        on_cpu = str(meta.get("device", "cpu")).startswith("cpu")
+        gpu, cpu = (0.0, minutes) if on_cpu else (minutes, 0.0)
+    steps = meta.get("total_steps", meta.get("steps", 0))
+    return {"gpu_minutes": float(gpu or 0.0), "cpu_minutes": float(cpu or 0.0), "prior_steps": int(steps or 0)}
+
+
+def init_from(args, run_dir, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+              config: dict, *, warm_start: Sequence[str] = ("model", "ema"),
+              generators: dict[str, torch.Generator] | None = None) -> tuple[int, dict]:
+    """Start the run as --init-from says; returns (step, meta of what came before).
+
+    meta always has gpu_minutes, cpu_minutes (totals before this run), prior_steps (optimizer
+    steps the weights had before this run's step 0) and init_from; pass it to `usage`.
+    PATH fills the modules named in `warm_start` (e.g. G and G_ema for a GAN) from the file;
+    the others and the optimizers start fresh, and the step counter (hence warm-up) restarts at 0.
+    """
+    run_dir, mode = Path(run_dir), args.init_from
+    if mode == "resume":
+        if not (run_dir / STATE_JSON).exists():
+            raise InitError(f"--init-from resume: no {run_dir / STATE_JSON}; start with --init-from scratch "
+                            f"or --init-from PATH/TO/weights.safetensors (or fix --run-dir)")
+        stored = json.loads((run_dir / STATE_JSON).read_text())
+        if "config" in stored:
+            check_config(stored["config"], config, f"the run in {run_dir}")
+        meta = load_state(run_dir, modules, optimizers, generators)
+        return int(meta["step"]), meta
+    _clear_run_dir(run_dir, getattr(args, "force", False))
+    if mode == "scratch":
+        return 0, {"init_from": "scratch", "gpu_minutes": 0.0, "cpu_minutes": 0.0, "prior_steps": 0}
+
+    path = Path(mode)
+    if not path.is_file() or not config_path(path).is_file():
+        raise InitError(f"--init-from {mode}: expected 'scratch', 'resume' or a weights file with its .json "
+                        f"beside it ({path} exists: {path.is_file()}, {config_path(path)} exists: "
+                        f"{config_path(path).is_file()})")
+    stored_config, stored_meta = read_config(path)
+    check_config(stored_config, config, str(path))
+    missing = [n for n in warm_start if n not in modules]
+    if missing:
+        raise InitError(f"warm_start names {missing}, not among the modules {sorted(modules)}")
+    weights = load_file(str(path))
+    for name in warm_start:
+        module = modules[name]
+        ref = module.state_dict()
+        module.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in weights.items()})
+    return 0, {"init_from": str(path), **prior_usage(stored_meta)}
+
+
+def usage(start_meta: dict, seconds: float, device: torch.device) -> dict:
+    """Totals so far: what came before this run (init_from's meta) plus this run's seconds."""
+    gpu = float(start_meta.get("gpu_minutes", 0.0))
+    cpu = float(start_meta.get("cpu_minutes", 0.0))
+    if device.type == "cuda":
+        gpu += seconds / 60
+    else:
+        cpu += seconds / 60
+    return {"gpu_minutes": round(gpu, 3), "cpu_minutes": round(cpu, 3)}
+
+
+# ---------------------------------------------------------------- budget, validation, export
+class Clock:
+    """Wall-clock budget of this run and the periodic resume saves."""
+
+    def __init__(self, minutes: float, save_every_min: float):
+        self.budget, self.save_every = minutes * 60, save_every_min * 60
+        self.start = self.last_save = time.time()
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    def out_of_time(self) -> bool:
+        return self.elapsed >= self.budget
+
+    def save_due(self) -> bool:
+        """True at most once per --save-every-min (it restarts the interval when it says so)."""
+        if time.time() - self.last_save < self.save_every:
+            return False
+        self.last_save = time.time()
+        return True
+
+
+class Meter:
+    """Training images per second: the time between consecutive tick()s. The first step of a
+    run (compilation, cudnn autotuning) and any step after pause() (validation, saving) only
+    restart the clock, so neither counts. tick() does not synchronise: on CUDA, call it where
+    the step already synchronised (e.g. after loss.item()) or read it over many steps."""
+
+    def __init__(self):
+        self.images, self.seconds, self._window = 0, 0.0, [0, 0.0]
+        self._last: float | None = None
+
+    def tick(self, n: int) -> None:
+        now = time.time()
+        if self._last is not None:
+            self.images += n
+            self.seconds += now - self._last
+            self._window[0] += n
+            self._window[1] += now - self._last
+        self._last = now
+
+    def pause(self) -> None:
+        self._last = None
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+    def window_rate(self) -> float:
+        """Rate since the last call (for the log line)."""
+        n, s = self._window
+        self._window = [0, 0.0]
+        return n / s if s else 0.0
+
+
+def holdout(names: Sequence[str], frac: float = HOLDOUT_FRAC, min_count: int = HOLDOUT_MIN) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices): the max(min_count, frac * n) names with the lowest SHA-1
+    (capped at half of a tiny pack). Deterministic; the held-out faces are never trained on."""
+    n = len(names)
+    k = min(max(min_count, math.ceil(frac * n)), n // 2)
+    order = sorted(range(n), key=lambda i: hashlib.sha1(names[i].encode()).hexdigest())
+    held = sorted(order[:k])
+    held_set = set(held)
+    return [i for i in range(n) if i not in held_set], held
+
+
+class Validator:
+    """Held-out validation every `every` steps. `evaluate()` is the model-specific part: it
+    returns {name: value} (e.g. val_loss, per-timestep losses) and must be deterministic; it
+    runs under no_grad. Results are kept in .history and the latest in .last."""
+
+    def __init__(self, every: int, evaluate: Callable[[], dict[str, float]]):
+        self.every, self.evaluate = every, evaluate
+        self.history: list[dict] = []
+        self.last: dict[str, float] = {}
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def __call__(self, step: int) -> dict[str, float]:
+        with torch.no_grad():
+            self.last = {k: round(float(v), 6) for k, v in self.evaluate().items()}
+        self.history.append({"step": step, **self.last})
+        return self.last
+
+
+def export(module: nn.Module, path, config: dict, args, meta: dict) -> Path:
+    """fp16 safetensors + JSON (config, meta, and every command-line argument under meta.args)."""
+    return save_module(module, path, config, {**meta, "args": vars(args)}, dtype=torch.float16)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
