@@ -25,7 +25,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
+
+import app as app_module
+from diffbfr import methods
+from diffbfr.diffusion.unet import build
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"first_result_s": 3.0, "tem_rerun_s": 0.5}
@@ -66,52 +71,48 @@ def _noprogress(*_a, **_k):
     pass
 
 
-def full_size_random_app(app_module):
-    """The real architectures (MODEL_CONFIGS) with random weights: same speed as trained ones."""
-    from diffbfr.app_state import AppState
-    from diffbfr.pipeline import STAGE_NAMES, DiffBFR
-    from diffbfr.diffusion.unet import build
-
-    app_module._MODEL = DiffBFR({n: build(n) for n in STAGE_NAMES}, device="cpu")
-    return AppState(app_module._MODEL, runner=app_module.stage_runner,
-                    label="full-size networks with random weights (speed only)")
+def full_size_random_app():
+    """The real architectures with random weights: same speed as trained ones."""
+    method = methods.get("diffbfr")
+    model = methods.Model(method, {n: build(n) for n in method.networks}, device="cpu",
+                          label="full-size networks with random weights (speed only)")
+    app_module._MODELS.update({method.name: model})
+    return app_module.AppState({method.name: model}, runner=app_module.stage_runner)
 
 
 def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int, full_random: bool = False) -> dict:
-    import warnings
-
-    import app as app_module
-    from diffbfr.pipeline import RestoreSettings
-
     warnings.simplefilter("ignore")  # gr.Warning outside a server is a Python warning
-    state = full_size_random_app(app_module) if full_random else app_module.create_app(weights, None, tiny)
+    state = full_size_random_app() if full_random else app_module.create_app(weights, None, tiny)
     h = app_module.Handlers(state)
-    d = RestoreSettings()
-    sliders = [d.irm_start, d.irm2_start, d.tem_t, d.irm64_steps, d.irm128_steps, d.tem_steps, d.seed]
+    name = next(iter(state.restorers))
+    values = [k.default for _, k in h.layout]
+    tem = next(i for i, (m, k) in enumerate(h.layout) if (m, k.name) == (name, "tem_t"))
+    seed = next(i for i, (m, k) in enumerate(h.layout) if (m, k.name) == (name, "seed"))
 
     up = h.on_image(str(image))[0]
     if up is None:
         raise SystemExit(f"could not load {image}")
     t0 = time.perf_counter()
-    out = h.on_restore(up, False, *sliders, progress=_noprogress)
+    out = h.on_restore(up, False, name, *values, progress=_noprogress)
     first = time.perf_counter() - t0
-    faces = len(out[4]) // 4
+    faces = len(out[4]) // (1 + len(state.models[name].method.stages))
 
     tem_times = []
     for i in range(reruns):
-        changed = list(sliders)
-        changed[2] = d.tem_t + 0.5 * (i + 1)     # a new TEM timestep each time: never cached
+        changed = list(values)
+        changed[tem] = values[tem] + 0.5 * (i + 1)     # a new TEM timestep each time: never cached
         t0 = time.perf_counter()
-        out = h.on_tune(out[0], False, *changed, progress=_noprogress)
+        out = h.on_tune(out[0], False, name, *changed, progress=_noprogress)
         tem_times.append(time.perf_counter() - t0)
         assert "reused from cache: IRM 64, IRM 128" in out[1], out[1]
 
-    changed = list(sliders)
-    changed[6] = d.seed + 1
+    changed = list(values)
+    changed[seed] = values[seed] + 1
     t0 = time.perf_counter()
-    h.on_tune(out[0], False, *changed, progress=_noprogress)
+    h.on_tune(out[0], False, name, *changed, progress=_noprogress)
     warm = time.perf_counter() - t0
-    return {"model": state.label or f"weights from {weights}", "faces": faces,
+    label = state.models[name].label
+    return {"model": label or f"weights from {weights}", "faces": faces,
             "photo": f"{image.name} {up.rgb.shape[1]}x{up.rgb.shape[0]}",
             "first_result_s": first, "tem_rerun_s": statistics.median(tem_times),
             "tem_rerun_all_s": tem_times, "warm_full_restore_s": warm}
@@ -127,7 +128,7 @@ def main(argv=None) -> None:
     ap.add_argument("--reruns", type=int, default=5, help="TEM-only reruns (median reported)")
     ap.add_argument("--json", default=None, help="also write the numbers here")
     a = ap.parse_args(argv)
-    have_weights = all((Path(a.weights) / f"{n}.safetensors").exists() for n in ("irm64", "irm128", "tem128"))
+    have_weights = (Path(a.weights) / "diffbfr" / "manifest.json").exists()
     tiny = a.tiny or not have_weights
     if tiny and not a.tiny and not a.full_random:
         print(f"no weights in {a.weights}: timing random tiny networks (--tiny)")

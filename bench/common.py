@@ -1,9 +1,8 @@
-"""Helpers shared by bench.quality and bench.speed: settings flags, model loading,
+"""Helpers shared by the benches: method, weights and settings flags (from the registry), model loading,
 reading and aligning faces, bicubic upsampling, contact sheets, tables."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -11,58 +10,51 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from diffbfr import methods
+from diffbfr import settings as S
+from diffbfr.faces.align import align_crop, find_faces
+from diffbfr.frame import FRAME, is_square, resize_square
+from diffbfr.imageio import IMAGE_SUFFIXES
+from diffbfr.train.data import iter_faces
 
-# RestoreSettings field -> command-line flag (seed has its own --seed flag)
-SETTING_FLAGS = ("irm_start", "irm2_start", "tem_t", "irm64_steps", "irm128_steps", "tem_steps", "eta")
 
 
 # ---------------------------------------------------------------- settings / model
 
-def add_model_args(ap: argparse.ArgumentParser) -> None:
-    from diffbfr.pipeline import RestoreSettings
+def add_model_args(ap: argparse.ArgumentParser, argv=None) -> None:
+    """--method, --weights, --tiny, --seed-independent flags, and the chosen method's settings
+    (one flag per knob, e.g. --irm-start), generated from its settings dataclass."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", default="diffbfr", choices=sorted(methods.METHODS))
+    method = methods.get(pre.parse_known_args(argv)[0].method)
+    ap.add_argument("--method", default="diffbfr", choices=sorted(methods.METHODS),
+                    help="which registered method to benchmark (default diffbfr)")
+    ap.add_argument("--weights", default="weights",
+                    help="weights root (one folder per method) or one method's folder")
+    ap.add_argument("--tiny", action="store_true", help="random tiny networks (methods.tiny): tests only")
+    S.add_arguments(ap, method.settings, f"{method.title} settings (the seed also bases the "
+                                         "per-face degradation seeds)")
 
-    d = RestoreSettings()
-    ap.add_argument("--weights", default="weights", help="folder with irm64/irm128/tem128.safetensors")
-    ap.add_argument("--tiny", action="store_true", help="random tiny networks (DiffBFR.tiny(seed=0)): tests only")
-    ap.add_argument("--seed", type=int, default=0, help="restoration seed (RestoreSettings.seed) and "
-                    "base of the per-face degradation seeds")
-    for name in SETTING_FLAGS:
-        default = getattr(d, name)
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
-                        help=f"RestoreSettings.{name} (default {default})")
+
+def method_of(a: argparse.Namespace) -> methods.Method:
+    return methods.get(a.method)
 
 
 def settings_from_args(a: argparse.Namespace):
-    from diffbfr.pipeline import RestoreSettings
-
-    return RestoreSettings(seed=a.seed, **{n: getattr(a, n) for n in SETTING_FLAGS})
+    return S.from_arguments(method_of(a).settings, a)
 
 
-def with_setting(settings, name: str, value):
-    """A copy of frozen RestoreSettings with one field changed, cast to the field's type."""
-    kind = type(getattr(settings, name))
-    return dataclasses.replace(settings, **{name: kind(value)})
-
-
-def load_model(a: argparse.Namespace, device=None):
-    from diffbfr.pipeline import DiffBFR
-
+def load_model(a: argparse.Namespace, device=None) -> methods.Model:
     if a.tiny:
-        return DiffBFR.tiny(seed=0, device=device or "cpu")
-    return DiffBFR.load(a.weights, device=device)
+        return methods.tiny(a.method, seed=0, device=device or "cpu")
+    return methods.load(methods.resolve_weights(a.weights, a.method), device=device)
 
 
-def parse_sweep(spec: str, settings) -> tuple[str, list[float]]:
+def parse_sweep(spec: str, settings) -> tuple[str, list]:
     """'tem_t=0,2.5,10' -> ('tem_t', [0.0, 2.5, 10.0]) with the field's type."""
-    name, _, values = spec.partition("=")
-    name = name.strip().replace("-", "_")
-    if not hasattr(settings, name) or not values:
-        fields = ", ".join(f.name for f in dataclasses.fields(settings))
-        raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: use FIELD=v1,v2,... with FIELD in {fields}")
-    kind = type(getattr(settings, name))
-    return name, [kind(float(v)) if kind is int else kind(v) for v in values.split(",") if v.strip()]
+    return S.parse_sweep(type(settings), spec)
 
 
 def face_seed(seed: int, name: str) -> int:
@@ -75,8 +67,6 @@ def face_seed(seed: int, name: str) -> int:
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """Image file -> uint8 RGB (EXIF orientation applied, alpha dropped, grey expanded)."""
-    from PIL import Image, ImageOps
-
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
@@ -90,7 +80,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise SystemExit(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 @dataclass
@@ -99,11 +89,6 @@ class FaceItem:
     image: np.ndarray   # 128x128x3 uint8 in the canonical frame
     method: str         # "utk" | "detect" | "crop-fallback" | "crop"
     face_size: float    # source pixels spanned by the 128 px frame
-
-
-def is_square(img: np.ndarray) -> bool:
-    h, w = img.shape[:2]
-    return abs(h - w) <= 0.01 * max(h, w)
 
 
 def align_file(img: np.ndarray, mode: str = "detect") -> tuple[list[tuple[np.ndarray, str, float]], str | None]:
@@ -115,8 +100,6 @@ def align_file(img: np.ndarray, mode: str = "detect") -> tuple[list[tuple[np.nda
     non-square image without a detected face is a failure, reported with the reason.
     mode "crop": every image is an aligned crop -> align_crop(img, "auto"), no detection.
     """
-    from diffbfr.faces.align import align_crop, find_faces
-
     if mode == "crop":
         a = align_crop(img, "auto")
         return [(a.image, "crop", a.face_size)], None
@@ -154,9 +137,6 @@ def folder_faces(folder, limit: int | None, mode: str = "detect", min_face: floa
 
 def utk_test_faces(limit: int | None, data_dir=None):
     """The UTKFace test split (sorted by file name) through align_crop(img, "utk")."""
-    from diffbfr.faces.align import align_crop
-    from diffbfr.train.data import iter_faces
-
     faces = []
     for name, img in iter_faces(split="test", data_dir=data_dir, limit=limit):
         a = align_crop(img, "utk")
@@ -165,10 +145,8 @@ def utk_test_faces(limit: int | None, data_dir=None):
 
 
 def up128(img: np.ndarray) -> np.ndarray:
-    """Bicubic upsampling to the 128 px frame (how the 64 px stage is compared)."""
-    from diffbfr.pipeline import resize_square
-
-    return resize_square(img, 128, cv2.INTER_CUBIC)
+    """Bicubic upsampling to the 128 px frame (how a 64 px stage is compared)."""
+    return resize_square(img, FRAME, cv2.INTER_CUBIC)
 
 
 # ---------------------------------------------------------------- output

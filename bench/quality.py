@@ -19,13 +19,33 @@ import numpy as np
 from bench import common as C
 from bench import metrics as M
 from bench.niqe import MODEL_PATH, NiqeModel
+from diffbfr import settings as S
+from diffbfr.photo import LRUCache, restore_faces
+from diffbfr.train.data import default_data_dir
+from diffbfr.train.degrade import LEVELS, fixed_degrade
 
-STAGES = ("bicubic", "irm64", "irm128", "tem")
-LABELS = {"hq": "HQ target", "bicubic": "LQ bicubic", "irm64": "IRM 64 (bicubic up)",
-          "irm128": "IRM 128", "tem": "TEM (final)", "input": "input"}
-# First stage a setting changes: sweeps rerun only from there (stages seed themselves).
-SWEEP_FROM = {"irm_start": 0, "irm64_steps": 0, "seed": 0, "eta": 0,
-              "irm2_start": 1, "irm128_steps": 1, "tem_t": 2, "tem_steps": 2}
+CHUNK = 16  # faces per restore_faces call: batched stages, bounded memory, regular log lines
+
+
+def stage_labels(method) -> dict[str, str]:
+    """Rows of the tables: the target, the LQ input as the models see it, then every stage."""
+    return {"hq": "HQ target", "input": "input", "lq": "LQ bicubic",
+            **{st.name: st.label + (" (final)" if st.name == method.final else "") for st in method.stages}}
+
+
+def stage_images(st) -> dict:
+    """Every image of one face's FaceStages at 128 px (smaller stages bicubic-upsampled)."""
+    return {name: C.up128(img) for name, img in st.images.items()}
+
+
+def restore_all(model, lqs, s, cache, keys, what: str):
+    """restore_faces in chunks (stages cached under `keys`: a sweep reruns only what changed)."""
+    out = []
+    for lo in range(0, len(lqs), CHUNK):
+        t0 = time.perf_counter()
+        out += restore_faces(model, lqs[lo:lo + CHUNK], s, cache, keys[lo:lo + CHUNK])
+        log(f"[{what}] {min(lo + CHUNK, len(lqs))}/{len(lqs)} faces, {time.perf_counter() - t0:.1f}s")
+    return out
 
 
 class Scorer:
@@ -65,10 +85,6 @@ class Scorer:
                 "id_dist": self.identity(hq, img, key), "niqe": self.niqe(img)}
 
 
-def stage_images(lq, st) -> dict:
-    return {"bicubic": lq, "irm64": C.up128(st.irm64), "irm128": st.irm128, "tem": st.tem}
-
-
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -98,61 +114,55 @@ def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> l
 # ---------------------------------------------------------------- HQ mode
 
 def run_hq(a, model, settings, faces, scorer, out: Path):
-    from diffbfr.train.degrade import fixed_degrade
-
-    records, cache, sheets = [], {}, {}
+    labels = stage_labels(model.method)
+    records, sheets, lqs = [], {}, {}
+    cache = LRUCache(10**9)   # every stage of every face: sweeps rerun only what a setting changes
     hq_niqe = {f.name: scorer.niqe(f.image) for f in faces}
     for level in a.levels:
-        for i, f in enumerate(faces):
-            seed = C.face_seed(a.seed, f.name)
-            lq = fixed_degrade(f.image, level, seed)
-            t0 = time.perf_counter()
-            st = model.restore_face(lq, settings)
-            secs = time.perf_counter() - t0
-            cache[(level, f.name)] = (lq, st)
-            base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": seed}
+        lqs[level] = [fixed_degrade(f.image, level, C.face_seed(a.seed, f.name)) for f in faces]
+        t0 = time.perf_counter()
+        stages = restore_all(model, lqs[level], settings, cache, [(level, f.name) for f in faces], level)
+        secs = (time.perf_counter() - t0) / max(len(faces), 1)
+        for i, (f, st) in enumerate(zip(faces, stages)):
+            base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": C.face_seed(a.seed, f.name)}
             records.append({**base, "stage": "hq", "niqe": hq_niqe[f.name], "id_dist": 0.0})
-            for stage, img in stage_images(lq, st).items():
+            for stage, img in stage_images(st).items():
                 r = {**base, "stage": stage, **scorer.full(f.image, img, f.name)}
-                if stage == "tem":
-                    r["seconds"] = round(secs, 4)
+                if stage == model.method.final:
+                    r["seconds"] = round(secs, 4)   # per face, batched
                 records.append(r)
             if i < a.sheet_faces:
-                sheets.setdefault(level, []).append([f.image, *stage_images(lq, st).values()])
-            log(f"[{level}] {i + 1}/{len(faces)} {f.name} restored in {secs:.2f}s")
+                sheets.setdefault(level, []).append([f.image, *stage_images(st).values()])
     write_csv(out / "faces.csv", records, ["level", "face", "stage", "psnr", "ssim", "id_dist", "niqe",
                                            "align", "degrade_seed", "seconds"])
     for level, rows in sheets.items():
         names = [f.name for f in faces[:len(rows)]]
         C.save_rgb(out / f"contact_{level}.png", C.contact_sheet(
-            rows, [LABELS[s] for s in ("hq", *STAGES)], names))
+            rows, [labels["hq"]] + [labels[n] for n in model.method.labels], names))
     summary = summarize(records, ["psnr", "ssim", "id_dist", "niqe"], ("level", "stage"))
     table_rows = []
     for r in summary:
         hq = r["stage"] == "hq"
-        table_rows.append([r["level"], LABELS[r["stage"]], r["n"],
+        table_rows.append([r["level"], labels[r["stage"]], r["n"],
                            "—" if hq else C.fmt(r["psnr"]), "—" if hq else C.fmt(r["ssim"], 4),
                            "—" if hq else C.fmt(r["id_dist"], 3),
                            "—" if hq else (r["id_na"] if scorer.use_id else "off"),
                            C.fmt(r["niqe"])])
     table = C.markdown_table(["level", "stage", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓",
                               "ID n/a", "NIQE ↓"], table_rows)
-    return table, records, cache
+    return table, records, (cache, lqs)
 
 
-def run_sweep(a, model, base, faces, cache, scorer, field: str, values: list, out: Path):
-    start = SWEEP_FROM.get(field, 0)
+def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, out: Path):
+    """The final output along one setting; stages upstream of it come from the cache."""
+    cache, lqs = cached
     rows = []
     for level in a.levels:
         for v in values:
-            s = C.with_setting(base, field, v)
-            per = []
-            for f in faces:
-                lq, st = cache[(level, f.name)]
-                irm64 = st.irm64 if start > 0 else model.run_irm64(lq, s)
-                irm128 = st.irm128 if start > 1 else model.run_irm128(lq, irm64, s)
-                tem = model.run_tem(irm128, s)
-                per.append(scorer.full(f.image, tem, f.name))
+            s = S.with_value(base, field, v)
+            stages = restore_all(model, lqs[level], s, cache, [(level, f.name) for f in faces],
+                                 f"sweep {field}={v} {level}")
+            per = [scorer.full(f.image, st.result, f.name) for f, st in zip(faces, stages)]
             row = {"field": field, "value": v, "level": level, "n": len(per),
                    **{k: C.mean_or_nan(p[k] for p in per) for k in ("psnr", "ssim", "id_dist", "niqe")}}
             rows.append(row)
@@ -194,25 +204,26 @@ def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity:
 # ---------------------------------------------------------------- LQ mode
 
 def run_lq(a, model, settings, scorer, out: Path):
+    labels = stage_labels(model.method)
     faces, failures = C.folder_faces(a.lq_dir, a.limit, a.align)
+    stages = restore_all(model, [f.image for f in faces], settings, None, [f.name for f in faces], "lq")
     records, sheet = [], []
-    for i, f in enumerate(faces):
-        st = model.restore_face(f.image, settings)
-        imgs = {"input": f.image, "irm64": C.up128(st.irm64), "irm128": st.irm128, "tem": st.tem}
+    for i, (f, st) in enumerate(zip(faces, stages)):
+        imgs = {"input": f.image, **{k: v for k, v in stage_images(st).items() if k != "lq"}}
         for stage, img in imgs.items():
             records.append({"face": f.name, "stage": stage, "align": f.method, "niqe": scorer.niqe(img),
                             "id_dist": 0.0 if stage == "input" else scorer.identity(f.image, img, "lq:" + f.name)})
         if i < a.sheet_faces:
             sheet.append(list(imgs.values()))
-        log(f"[lq] {i + 1}/{len(faces)} {f.name}")
     write_csv(out / "lq_faces.csv", records, ["face", "stage", "niqe", "id_dist", "align"])
     write_csv(out / "lq_failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
     if sheet:
         C.save_rgb(out / "contact_lq.png", C.contact_sheet(
-            sheet, [LABELS[s] for s in ("input", "irm64", "irm128", "tem")], [f.name for f in faces[:len(sheet)]]))
+            sheet, [labels["input"]] + [labels[n] for n in model.method.stage_names],
+            [f.name for f in faces[:len(sheet)]]))
     summary = summarize(records, ["niqe", "id_dist"], ("stage",))
     table = C.markdown_table(["stage", "n", "NIQE ↓", "ID dist to input ↓", "ID n/a"], [
-        [LABELS[r["stage"]], r["n"], C.fmt(r["niqe"]),
+        [labels[r["stage"]], r["n"], C.fmt(r["niqe"]),
          "—" if r["stage"] == "input" else C.fmt(r["id_dist"], 3),
          "—" if r["stage"] == "input" else (r["id_na"] if scorer.use_id else "off")] for r in summary])
     return table, faces, failures
@@ -248,10 +259,8 @@ def parse_args(argv=None):
     ap.add_argument("--niqe-model", default=str(MODEL_PATH))
     ap.add_argument("--sheet-faces", type=int, default=8, help="faces per contact sheet")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
-    C.add_model_args(ap)
+    C.add_model_args(ap, argv)
     a = ap.parse_args(argv)
-    from diffbfr.train.degrade import LEVELS
-
     a.levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
     bad = [lv for lv in a.levels if lv not in LEVELS]
     if bad or not a.levels:
@@ -268,10 +277,10 @@ def main(argv=None) -> int:
     model = C.load_model(a, a.device)
     scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity)
     header = ["# DiffBFR quality benchmark", "",
-              f"- model: {'DiffBFR.tiny(seed=0) (random weights: numbers are meaningless)' if a.tiny else a.weights}"
-              f" on {getattr(model, 'device', '?')}",
+              f"- model: {a.method}, {'random tiny networks (numbers are meaningless)' if a.tiny else a.weights}"
+              f" on {model.device}",
               f"- settings: {settings}",
-              f"- seeds: restoration seed {settings.seed} (each stage seeds its own generator)",
+              f"- seeds: --seed {a.seed} (restoration seed, and base of the per-face degradation seeds)",
               f"- NIQE model: {a.niqe_model} (patch {scorer.niqe_model.patch})"]
     report = []
     if a.hq_dir or not a.lq_dir:
@@ -279,8 +288,6 @@ def main(argv=None) -> int:
             faces, failures = C.folder_faces(a.hq_dir, a.limit, a.align, a.min_face)
             src = f"folder {a.hq_dir} (files sorted by name, --align {a.align})"
         else:
-            from diffbfr.train.data import default_data_dir
-
             if not (Path(default_data_dir()) / "utkface" / "manifest.csv").exists():
                 print(f"no UTKFace data under {default_data_dir()}: pass --hq-dir", file=sys.stderr)
                 return 2
@@ -304,8 +311,7 @@ def main(argv=None) -> int:
         report += ["", "## Real degraded photos (no ground truth)", "", table]
     text = "\n".join(header + report) + "\n"
     (out / "summary.md").write_text(text)
-    (out / "run.json").write_text(json.dumps({"settings": settings.to_dict() if hasattr(settings, "to_dict")
-                                              else vars(settings), "args": {k: v for k, v in vars(a).items()}},
+    (out / "run.json").write_text(json.dumps({"settings": S.to_dict(settings), "args": {k: v for k, v in vars(a).items()}},
                                              indent=1, default=str))
     print(text)
     print(f"files in {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))

@@ -38,7 +38,8 @@ def resize_square(image: np.ndarray, size: int, interp: int = cv2.INTER_AREA) ->
 
 def to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
     """One uint8 HxWx3 image -> float 1x3xHxW in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    # np.require copies only arrays torch cannot share (non-contiguous or read-only)
+    return torch.from_numpy(np.require(image, requirements=["C", "W"])).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
 def to_batch(images: Sequence[np.ndarray], device="cpu") -> torch.Tensor:

@@ -147,13 +147,13 @@ def test_quality_tiny_end_to_end(hq_dir, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "| medium | TEM (final) | 2 |" in text and "1 failed to align" in text
-    assert "zz_no_face.png" in text and "settings: RestoreSettings(" in text
+    assert "zz_no_face.png" in text and "settings: DiffBFRSettings(" in text
     for f in ("faces.csv", "failures.csv", "summary.md", "contact_medium.png", "run.json",
               "sweep_tem_t.csv", "sweep_tem_t.png"):
         assert (out / f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out / "faces.csv")))
-    assert len(rows) == 2 * 5  # 2 faces x (hq, bicubic, irm64, irm128, tem)
-    bic = [r for r in rows if r["stage"] == "bicubic"]
+    assert len(rows) == 2 * 5  # 2 faces x (hq, lq, irm64, irm128, tem): the stage table's columns
+    bic = [r for r in rows if r["stage"] == "lq"]
     assert all(0 < float(r["psnr"]) < 60 and 0 < float(r["ssim"]) <= 1 for r in bic)
     assert all(math.isfinite(float(r["niqe"])) for r in rows)
     fails = list(csv.DictReader(open(out / "failures.csv")))
@@ -180,19 +180,20 @@ def test_speed_tiny_end_to_end(tmp_path, capsys):
     from bench import speed
 
     out = tmp_path / "speed"
-    rc = speed.main(["--tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--ancestral-steps", "2",
-                     "--irm64-steps", "2", "--out", str(out), *FAST[3:]])
+    rc = speed.main(["--tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--measure-steps", "2",
+                     "--faces", "2", "--irm64-steps", "2", "--out", str(out), *FAST[3:]])
     assert rc == 0
     text = capsys.readouterr().out
     assert "ancestral-1000" in text and "extrapolated" in text
     data = json.loads((out / "speed.json").read_text())
     nfe = {(r["pipeline"], r["stage"]): r["nfe"] for r in data["rows"]}
     # counted by hooks on the networks, not copied from the settings
-    assert nfe[("ours (truncated)", "irm64")] == 2 and nfe[("ours (truncated)", "tem")] == 1
+    assert nfe[("ours", "irm64")] == 2 and nfe[("ours", "tem")] == 1 and nfe[("ours", "restore_face")] == 4
     assert nfe[("ddim-from-T", "irm64")] == 2 and nfe[("ancestral-1000", "irm64")] == 1000
     tot = {r["pipeline"]: r for r in data["rows"] if "ratio" in r}
-    assert tot["ours (truncated)"]["ratio"] == pytest.approx(1.0)
     assert tot["ancestral-1000"]["ratio"] > 1.0
+    batched = [r for r in data["rows"] if r["pipeline"].startswith("2 faces")]
+    assert [r["pipeline"] for r in batched] == ["2 faces, batch 1", "2 faces, batch 4"] and batched[1]["ratio"] > 0
     assert (out / "speed.md").exists()
 
 

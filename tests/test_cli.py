@@ -1,4 +1,4 @@
-"""python -m diffbfr.restore on a folder: expected files, JSON records, bad files skipped."""
+"""python -m diffbfr.cli on a folder: expected files, JSON records, bad files skipped."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffbfr.restore import main, output_names
+from diffbfr.cli import main, output_names
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
@@ -37,7 +37,7 @@ def test_cli_folder_of_two_photos(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == expected
 
     rec = json.loads((out / "face_a.json").read_text())
-    assert rec["settings"]["tem_t"] == 12.5 and rec["settings"]["seed"] == 3 and rec["aligned"]
+    assert rec["settings"]["tem_t"] == 12.5 and rec["settings"]["seed"] == 3 and rec["method"] == "diffbfr"
     assert rec["faces"][0]["stages_png"] == "face_a_face1_stages.png"
     assert {"load", "detect", "stages", "paste", "total"} <= set(rec["timings_s"])
     assert isinstance(rec["notices"], list)
@@ -48,9 +48,23 @@ def test_cli_folder_of_two_photos(tmp_path, capsys):
 
     run = json.loads((out / "run.json").read_text())
     assert [Path(r["file"]).name for r in run["restored"]] == ["face_a.png", "face_b.jpg"]
+    assert run["no_face"] == []
     skipped = {Path(r["file"]).name: r["reason"] for r in run["skipped"]}
     assert set(skipped) == {"broken.png", "notes.txt"} and "not an image" in skipped["broken.png"]
-    assert "skipped broken.png" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "skipped broken.png" in captured.err and "2 restored, 0 with no face, 2 skipped" in captured.out
+
+
+def test_cli_photo_without_face_is_not_counted_as_restored(tmp_path, capsys):
+    src, out = tmp_path / "walls", tmp_path / "out"
+    src.mkdir()
+    Image.new("RGB", (90, 60), (90, 90, 90)).save(src / "wall.png")
+    assert main(["-i", str(src), "-o", str(out), "--tiny", *FAST]) == 1   # nothing restored
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "wall.json"]   # no "restored" photo
+    run = json.loads((out / "run.json").read_text())
+    assert run["restored"] == [] and [Path(r["file"]).name for r in run["no_face"]] == ["wall.png"]
+    text = capsys.readouterr().out
+    assert "wall.png: no face restored" in text and "0 restored, 1 with no face, 0 skipped" in text
 
 
 def test_cli_errors_and_names(tmp_path):
@@ -65,9 +79,9 @@ def test_cli_errors_and_names(tmp_path):
 
 
 def test_cli_module_entry_point():
-    res = subprocess.run([sys.executable, "-m", "diffbfr.restore", "--help"], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "diffbfr.cli", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0
     for flag in ("--irm-start", "--irm2-start", "--tem-t", "--irm64-steps", "--irm128-steps",
-                 "--tem-steps", "--seed", "--aligned", "--weights", "--device"):
+                 "--tem-steps", "--seed", "--eta", "--aligned", "--weights", "--device", "--method"):
         assert flag in res.stdout

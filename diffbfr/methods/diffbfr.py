@@ -1,227 +1,140 @@
-"""Restoration: LQ face -> IRM stage 1 (64 px) -> IRM stage 2 (128 px) -> TEM, and the
-photo-level path  load -> detect + align -> restore each face -> paste back.
+"""DiffBFR as a method: IRM stage 1 (64 px) -> IRM stage 2 (128 px) -> TEM.
 
-Each stage is its own method so that a UI can cache stage results and rerun only what a
-changed setting affects.  Each stage seeds its own generator from (seed, stage), so a
-stage's output depends only on its inputs and settings, never on what ran before it.
+IRM: two cascaded *conditional* diffusion models with truncated sampling: each starts from
+its input face (stage 1: the LQ face at 64 px; stage 2: the upsampled stage-1 result) noised
+to a chosen start step, not from pure noise, which keeps identity. TEM: an *unconditional*
+model of clean faces; the IRM result is noised to a small, possibly fractional timestep and
+denoised, which polishes texture and keeps identity.
+
+Each stage seeds face k's generator from (seeds[k], stage index), so a stage's output depends
+only on its inputs and settings: a cached rerun is bit-identical to a full run, and a face's
+result does not depend on the other faces in its batch.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from .checkpoint import load_model
-from .diffusion import truncated_sample
-from .unet import TINY_OVERRIDES, UNet, build
-
-STAGE_NAMES = ("irm64", "irm128", "tem128")
+from ..diffusion.samplers import truncated_sample
+from ..diffusion.schedule import T
+from ..diffusion.unet import TINY_OVERRIDES, build, load_unet
+from ..frame import FRAME, HALF_FRAME, resize_square, to_batch, to_images
+from ..settings import knob
+from .base import INPUT, Method, Model, Stage
 
 
 @dataclass(frozen=True)
-class RestoreSettings:
+class DiffBFRSettings:
     # Defaults chosen from `python -m bench.quality --limit 40 --sweep irm_start=... --sweep tem_t=...`
-    # with the shipped weights (weights/README.md): the lowest NIQE at the least PSNR cost.
-    irm_start: float = 200.0   # stage-1 start step: noise put on the LQ face (more: more invented, less identity)
-    irm2_start: float = 200.0  # stage-2 start step: noise put on the upsampled stage-1 result
-    tem_t: float = 5.0         # TEM timestep (fractional): how much texture is repainted
-    irm64_steps: int = 10
-    irm128_steps: int = 4
-    tem_steps: int = 2
-    seed: int = 0
-    eta: float = 0.0           # 0: deterministic DDIM; 1: ancestral-like
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class FaceStages:
-    lq: np.ndarray      # 128x128x3 uint8, the aligned input
-    irm64: np.ndarray   # 64x64x3
-    irm128: np.ndarray  # 128x128x3
-    tem: np.ndarray     # 128x128x3, the final face
-    timings: dict = field(default_factory=dict)  # seconds per stage
-    nfe: dict = field(default_factory=dict)      # network evaluations per stage
-
-
-def to_tensor(img: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    # with the shipped weights (weights/diffbfr/README.md): the lowest NIQE at the least PSNR cost.
+    irm_start: float = knob(200.0, 0, 1000, 10, "IRM start step",
+                            "Noise put on the low-quality face before stage 1 (64 px). More noise: "
+                            "more detail is invented, less identity is kept.")
+    irm2_start: float = knob(200.0, 0, 1000, 10, "IRM stage-2 start step",
+                             "Noise put on the upscaled stage-1 face before stage 2 (128 px) refines it. "
+                             "Higher lets stage 2 repaint more.")
+    tem_t: float = knob(5.0, 0, 1000, 0.5, "TEM timestep",
+                        "How much fine texture TEM repaints (a timestep out of 1000; small values matter). "
+                        "0 = off, 2-20 = skin and hair texture, >50 starts changing features.", ui_hi=100)
+    irm64_steps: int = knob(10, 1, 1000, 1, "Sampling steps (stage 1)",
+                            "Denoising steps of IRM stage 1: more is smoother and slower (time grows "
+                            "linearly).", ui_hi=50)
+    irm128_steps: int = knob(4, 1, 1000, 1, "Sampling steps (stage 2)",
+                             "Denoising steps of IRM stage 2 (128 px).", ui_hi=50)
+    tem_steps: int = knob(2, 1, 1000, 1, "Sampling steps (TEM)",
+                          "Denoising steps of TEM; 1-2 suffice for small timesteps.", ui_hi=20)
+    seed: int = knob(0, 0, 2**31 - 1, 1, "Seed",
+                     "Picks the random noise. Same seed and settings give the same result; change it "
+                     "to see another plausible restoration.", ui_hi=9999)
+    eta: float = knob(0.0, 0, 1, 0.05, "Sampling randomness (eta)",
+                      "0 = deterministic DDIM; 1 = fresh noise at every step (ancestral-like).")
 
 
-def to_image(x: torch.Tensor) -> np.ndarray:
-    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+NETWORKS = ("irm64", "irm128", "tem128")
 
 
-def resize_square(img: np.ndarray, size: int, interp: int) -> np.ndarray:
-    """Square face -> size x size (unchanged when already that size). Training uses it too, so
-    the LQ and stage-1 inputs are resampled the same way in training and in restoration."""
-    return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=interp)
+def denoiser(model: Model, net: str, cond: torch.Tensor | None = None) -> Callable:
+    """The network as a sampler's model(x, t) -> v, with its condition bound."""
+    module = model.nets[net]
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(model.device.type, dtype=torch.float16, enabled=model.autocast):
+            return module(x, t, cond).float()
+    return fn
 
 
-def _check_face(img: np.ndarray, what: str) -> None:
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1]:
-        raise ValueError(f"{what} must be a square HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
+def generators(model: Model, seeds: Sequence[int], stage: int) -> list[torch.Generator]:
+    return [torch.Generator(model.device).manual_seed(int(seed) * 3 + stage) for seed in seeds]
 
 
-class DiffBFR:
-    """The three networks and the stage functions that use them."""
-
-    def __init__(self, nets: dict[str, UNet], device: str | torch.device | None = None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
-        # Half precision only where it is fast: CUDA. CPU fp16 convolutions are slow.
-        self.autocast = self.device.type == "cuda"
-
-    @classmethod
-    def load(cls, weights_dir: str | Path = "weights", device: str | torch.device | None = None) -> "DiffBFR":
-        weights_dir = Path(weights_dir)
-        missing = [n for n in STAGE_NAMES if not (weights_dir / f"{n}.safetensors").exists()]
-        if missing:
-            raise FileNotFoundError(f"missing weights in {weights_dir}: {', '.join(m + '.safetensors' for m in missing)}")
-        return cls({n: load_model(weights_dir / f"{n}.safetensors") for n in STAGE_NAMES}, device)
-
-    @classmethod
-    def tiny(cls, seed: int = 0, device: str | None = "cpu") -> "DiffBFR":
-        """Random tiny networks with the real wiring: for tests and UI work without weights."""
-        torch.manual_seed(seed)
-        nets = {n: build(n, **TINY_OVERRIDES) for n in STAGE_NAMES}
-        for net in nets.values():  # zero-initialised outputs would make every stage the identity
-            torch.nn.init.normal_(net.out_conv.weight, std=0.02)
-        return cls(nets, device)
-
-    # ------------------------------------------------------------ stages
-    def model_fn(self, name: str, cond: torch.Tensor | None = None) -> Callable:
-        net = self.nets[name]
-
-        def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            c = None if cond is None else cond.expand(x.shape[0], -1, -1, -1)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-                return net(x, t, c).float()
-        return fn
-
-    def _generator(self, seed: int, stage: int) -> torch.Generator:
-        return torch.Generator(self.device).manual_seed(int(seed) * 3 + stage)
-
-    @torch.inference_mode()
-    def run_irm64(self, lq128: np.ndarray, s: RestoreSettings) -> np.ndarray:
-        """Stage 1: truncated sampling at 64 px from the noised LQ, conditioned on the LQ."""
-        _check_face(lq128, "the LQ face")
-        lq64 = to_tensor(resize_square(lq128, 64, cv2.INTER_AREA), self.device)
-        out = truncated_sample(self.model_fn("irm64", lq64), lq64, s.irm_start, s.irm64_steps,
-                               s.eta, self._generator(s.seed, 0))
-        return to_image(out)
-
-    @torch.inference_mode()
-    def run_irm128(self, lq128: np.ndarray, irm64: np.ndarray, s: RestoreSettings) -> np.ndarray:
-        """Stage 2: truncated sampling at 128 px from the noised, upsampled stage-1 result."""
-        _check_face(irm64, "the stage-1 face")
-        up = to_tensor(resize_square(irm64, 128, cv2.INTER_CUBIC), self.device)
-        cond = torch.cat([up, to_tensor(lq128, self.device)], dim=1)
-        out = truncated_sample(self.model_fn("irm128", cond), up, s.irm2_start, s.irm128_steps,
-                               s.eta, self._generator(s.seed, 1))
-        return to_image(out)
-
-    @torch.inference_mode()
-    def run_tem(self, irm128: np.ndarray, s: RestoreSettings) -> np.ndarray:
-        """TEM: noise the IRM result to a small timestep and denoise with the HQ-only prior."""
-        _check_face(irm128, "the IRM face")
-        x = to_tensor(irm128, self.device)
-        out = truncated_sample(self.model_fn("tem128"), x, s.tem_t, s.tem_steps, s.eta, self._generator(s.seed, 2))
-        return to_image(out)
-
-    def restore_face(self, lq128: np.ndarray, settings: RestoreSettings | None = None, **overrides) -> FaceStages:
-        s = settings or RestoreSettings()
-        if overrides:
-            s = RestoreSettings(**{**s.to_dict(), **overrides})
-        lq128 = resize_square(lq128, 128, cv2.INTER_AREA)
-        t0 = time.perf_counter()
-        irm64 = self.run_irm64(lq128, s)
-        t1 = time.perf_counter()
-        irm128 = self.run_irm128(lq128, irm64, s)
-        t2 = time.perf_counter()
-        tem = self.run_tem(irm128, s)
-        t3 = time.perf_counter()
-        timings = {"irm64": t1 - t0, "irm128": t2 - t1, "tem": t3 - t2}
-        return FaceStages(lq128, irm64, irm128, tem, timings, nfe_for(s))
+def run_irm64(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=None) -> list[np.ndarray]:
+    """Stage 1: truncated sampling at 64 px from the noised LQ, conditioned on the LQ."""
+    lq64 = to_batch([resize_square(im, HALF_FRAME, cv2.INTER_AREA) for im in inputs[INPUT]], model.device)
+    out = truncated_sample(denoiser(model, "irm64", lq64), lq64, s.irm_start, s.irm64_steps, s.eta,
+                           generators(model, seeds, 0), callback)
+    return to_images(out)
 
 
-def nfe_for(s: RestoreSettings) -> dict[str, int]:
-    """Network evaluations per stage (a stage with start 0 is skipped: 0 evaluations)."""
-    return {"irm64": s.irm64_steps if s.irm_start > 0 else 0,
-            "irm128": s.irm128_steps if s.irm2_start > 0 else 0,
-            "tem": s.tem_steps if s.tem_t > 0 else 0}
+def run_irm128(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=None) -> list[np.ndarray]:
+    """Stage 2: truncated sampling at 128 px from the noised, upsampled stage-1 result,
+    conditioned on it and on the LQ face."""
+    up = to_batch([resize_square(im, FRAME, cv2.INTER_CUBIC) for im in inputs["irm64"]], model.device)
+    cond = torch.cat([up, to_batch(inputs[INPUT], model.device)], dim=1)
+    out = truncated_sample(denoiser(model, "irm128", cond), up, s.irm2_start, s.irm128_steps, s.eta,
+                           generators(model, seeds, 1), callback)
+    return to_images(out)
 
 
-# ---------------------------------------------------------------- whole photos
-@dataclass
-class FaceResult:
-    aligned: object               # diffbfr.align.AlignedFace
-    stages: FaceStages
-    identity_distance: float | None
+def run_tem(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=None) -> list[np.ndarray]:
+    """TEM: noise the IRM result to a small timestep and denoise with the clean-faces model."""
+    x = to_batch(inputs["irm128"], model.device)
+    out = truncated_sample(denoiser(model, "tem128"), x, s.tem_t, s.tem_steps, s.eta,
+                           generators(model, seeds, 2), callback)
+    return to_images(out)
 
 
-@dataclass
-class PhotoResult:
-    image: np.ndarray
-    faces: list[FaceResult]
-    notices: list[str]
-    timings: dict
+def tiny_networks(seed: int) -> dict:
+    torch.manual_seed(seed)
+    nets = {n: build(n, **TINY_OVERRIDES) for n in NETWORKS}
+    for net in nets.values():  # zero-initialised outputs would make every stage the identity
+        torch.nn.init.normal_(net.out_conv.weight, std=0.02)
+    return nets
 
 
-def restore_photo(model: DiffBFR, image: np.ndarray, settings: RestoreSettings | None = None,
-                  aligned: bool = False, progress: Callable[[float, str], None] | None = None,
-                  identity: bool = True) -> PhotoResult:
-    """load -> detect + align -> IRM 1 -> IRM 2 -> TEM -> paste back, for every face."""
-    from .align import (  # the face layer pulls in dlib: import when needed
-        align_crop,
-        find_faces,
-    )
-    from .identity import identity_distance
-    from .paste import paste_back
+def load_network(path: Path):
+    return load_unet(path)
 
-    s = settings or RestoreSettings()
-    report = progress or (lambda f, m: None)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    report(0.0, "detecting faces")
-    if aligned:
-        faces, reason = [align_crop(image, "auto")], None
-    else:
-        faces, reason = find_faces(image)
-    timings["detect_align"] = time.perf_counter() - t0
-    if not faces:
-        return PhotoResult(image.copy(), [], [reason or "No face found in the photo."], timings)
 
-    notices = []
-    results = []
-    for i, face in enumerate(faces):
-        base, span = 0.05 + 0.85 * i / len(faces), 0.85 / len(faces)
-        label = f"face {i + 1}/{len(faces)}"
-        report(base, f"{label}: IRM stage 1")
-        ta = time.perf_counter()
-        irm64 = model.run_irm64(face.image, s)
-        report(base + span / 3, f"{label}: IRM stage 2")
-        irm128 = model.run_irm128(face.image, irm64, s)
-        report(base + 2 * span / 3, f"{label}: TEM")
-        tem = model.run_tem(irm128, s)
-        stages = FaceStages(face.image, irm64, irm128, tem, {"total": time.perf_counter() - ta}, nfe_for(s))
-        dist = identity_distance(face.image, tem) if identity else None
-        results.append(FaceResult(face, stages, dist))
-        if getattr(face, "larger_than_model", False):
-            notices.append(f"Face {i + 1} spans {face.face_size:.0f} px in the photo; the models restore at "
-                           "128 px, so it was upsampled when pasted back.")
-    timings["restore"] = time.perf_counter() - t0 - timings["detect_align"]
-    report(0.92, "pasting back")
-    tp = time.perf_counter()
-    # aligned crops go back into the crop the same way: their transform is known too
-    out = paste_back(image, faces, [r.stages.tem for r in results])
-    timings["paste"] = time.perf_counter() - tp
-    timings["total"] = time.perf_counter() - t0
-    report(1.0, f"done: {len(results)} face(s)")
-    return PhotoResult(out, results, notices, timings)
+_SAMPLING = ("seed", "eta")
+DIFFBFR = Method(
+    name="diffbfr",
+    title="DiffBFR",
+    settings=DiffBFRSettings,
+    stages=(
+        Stage("irm64", "IRM 64", (INPUT,), ("irm_start", "irm64_steps") + _SAMPLING, run_irm64,
+              lambda s: s.irm64_steps if s.irm_start > 0 else 0,
+              "conditional diffusion at 64 px from the noised LQ face"),
+        Stage("irm128", "IRM 128", (INPUT, "irm64"), ("irm2_start", "irm128_steps") + _SAMPLING, run_irm128,
+              lambda s: s.irm128_steps if s.irm2_start > 0 else 0,
+              "conditional diffusion at 128 px from the noised, upsampled stage-1 face"),
+        Stage("tem", "TEM", ("irm128",), ("tem_t", "tem_steps") + _SAMPLING, run_tem,
+              lambda s: s.tem_steps if s.tem_t > 0 else 0,
+              "unconditional clean-face model from a small timestep: texture"),
+    ),
+    networks=NETWORKS,
+    load_network=load_network,
+    tiny_networks=tiny_networks,
+    description="Two cascaded conditional diffusion models (IRM, 64 then 128 px) with truncated "
+                "sampling from the noised low-quality face, then an unconditional clean-face model "
+                "(TEM) that repaints fine texture from a small timestep.",
+    # bench.speed: the same networks sampled from pure noise, for the truncation speed-up
+    speed_baselines={
+        "ddim-from-T": dict(irm_start=T, irm2_start=T),
+        "ancestral-1000": dict(irm_start=T, irm2_start=T, irm64_steps=1000, irm128_steps=1000, eta=1.0),
+    },
+)

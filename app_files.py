@@ -1,0 +1,97 @@
+"""The app's files on disk: what it writes for the browser (result PNGs with meaningful
+names), what it deletes (uploads once decoded and used), and the bound on both.
+
+Uploads: the session keeps the decoded pixels, so an upload's file is deleted once a result
+exists (not at load time: the browser may still be fetching it for its preview). Examples
+are never deleted: Gradio hands the same cached copy out again on the next click.
+Results: PNG files in a private temporary folder, pruned oldest first so that the folder
+stays under MAX_BYTES, and deleted at exit.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+from gradio.utils import get_upload_folder
+
+from diffbfr.imageio import save_png
+
+MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
+KEEP_NEWEST_S = 60.0      # never prune a file younger than this: Gradio may still be copying it
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _safe_stem(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return keep[:80] or "photo"
+
+
+class AppFiles:
+    def __init__(self, example_paths: list[str], max_bytes: int = MAX_BYTES):
+        self.example_hashes = {_sha256(Path(p)) for p in example_paths}
+        self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_app_"))
+        self.max_bytes = max_bytes
+        atexit.register(shutil.rmtree, self.outdir, True)
+
+    def write(self, filename: str, image: np.ndarray) -> str:
+        """A fresh file named `filename` (in its own sub-folder, so names may repeat)."""
+        path = self.outdir / uuid.uuid4().hex[:12] / _safe_stem(filename)
+        save_png(path, image, compress_level=1)
+        self.prune()
+        return str(path)
+
+    def result_pair(self, up, restored: np.ndarray, method: str) -> tuple[str, str]:
+        """(before, after) PNG paths for the slider; `after` is also the download, named
+        <original name>_restored.png. The before image is written once per photo: handing
+        Gradio arrays would re-encode it at slow compression on every slider move."""
+        before = self.outdir / "before" / f"{up.key[:16]}.png"
+        if before.exists():
+            os.utime(before)  # still in use: keep prune() away from it
+        else:
+            save_png(before, up.rgb, compress_level=1)
+        return str(before), self.write(f"{up.name}_restored.png", restored)
+
+    def prune(self) -> None:
+        """Delete the oldest result files until the folder is under max_bytes."""
+        files = []
+        for f in self.outdir.rglob("*.png"):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in files)
+        if total <= self.max_bytes:
+            return
+        newest = max(m for m, _, _ in files)
+        for mtime, size, f in sorted(files):
+            if total <= self.max_bytes or newest - mtime < KEEP_NEWEST_S:
+                break
+            f.unlink(missing_ok=True)
+            total -= size
+
+    def folder_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.outdir.rglob("*") if f.is_file())
+
+    def discard_upload(self, path: str | None) -> None:
+        """Delete an upload's file (and its folder) once it is no longer needed."""
+        if not path or not os.path.isfile(path):
+            return
+        upload_dir = Path(get_upload_folder()).resolve()
+        p = Path(path).resolve()
+        if upload_dir not in p.parents or _sha256(p) in self.example_hashes:
+            return  # not an upload (a local file, or an example Gradio will hand out again)
+        p.unlink(missing_ok=True)
+        try:
+            p.parent.rmdir()  # Gradio keeps each upload in its own folder
+        except OSError:
+            pass

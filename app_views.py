@@ -1,0 +1,109 @@
+"""What the app shows, as plain functions of the photo path's results: the status line, the
+identity table, the stage gallery, the weights notice, and slider values -> settings.
+No Gradio here: app.py wires these to components.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffbfr import settings as S
+from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
+from diffbfr.imageio import DEFAULT_MAX_PIXELS, load_image, upscale_nearest
+from diffbfr.methods import Method, Model
+from diffbfr.photo import PhotoResult, image_key
+
+DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gallery
+
+
+@dataclass
+class Upload:
+    """A decoded upload, kept in the user's session (never on disk)."""
+    key: str
+    rgb: np.ndarray
+    notices: list[str]
+    was_grey: bool
+    name: str = "photo"           # the uploaded file's stem, for download names
+    path: str | None = None       # the file it came from, so the app can delete it
+    restored: bool = False        # a result exists: sliders may rerun live
+
+
+def load_upload(src, name: str = "photo", path: str | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Upload:
+    """Decode an upload; raises imageio.ImageError with a user-facing message."""
+    loaded = load_image(src, max_pixels=max_pixels)
+    return Upload(image_key(loaded.rgb), loaded.rgb, loaded.notices, loaded.was_grey, name,
+                  path if path is not None else (str(src) if isinstance(src, str) else None))
+
+
+def settings_from_ui(method: Method, values) -> object:
+    """Slider values in knob order (floats, possibly None from an emptied field) -> clamped settings."""
+    names = [k.name for k in S.knobs(method.settings)]
+    return S.clamp(method.settings, dict(zip(names, values)))
+
+
+def identity_meaning(d: float | None) -> str:
+    if d is None:
+        return "n/a: the identity model found no face in the input or the result"
+    if d < 0.4:
+        return "very likely the same person"
+    if d < SAME_PERSON_THRESHOLD:
+        return f"probably the same person (below dlib's {SAME_PERSON_THRESHOLD} threshold)"
+    return "identity drifted: try a lower IRM start step"
+
+
+def identity_markdown(results: list[PhotoResult], titles: dict[str, str]) -> str:
+    rows = [(r, f) for r in results for f in r.faces]
+    if not rows:
+        return ""
+    many = len(results) > 1
+    head = "| Face | " + ("Method | " if many else "") + "Identity distance input → result | Meaning |"
+    lines = [head, "|---|" + ("---|" if many else "") + "---|---|"]
+    for r, f in rows:
+        num = "n/a" if f.identity is None else f"{f.identity:.3f}"
+        lines.append(f"| {f.index + 1} | " + (f"{titles[r.method]} | " if many else "")
+                     + f"{num} | {identity_meaning(f.identity)} |")
+    lines.append(f"\n*Distance between dlib face embeddings: 0 = identical, below {SAME_PERSON_THRESHOLD} "
+                 "= same person.*")
+    return "\n".join(lines)
+
+
+def status_markdown(result: PhotoResult, method: Method, label: str = "") -> str:
+    n = len(result.faces)
+    if n == 0:
+        head = "**No face restored.**"
+    else:
+        order = method.stage_names
+        ran = [st for st in order if any(st in f.stages.computed for f in result.faces)]
+        reused = [method.labels[st] for st in order if st not in ran]
+        seconds = {st: sum(f.stages.timings.get(st, 0.0) for f in result.faces) for st in ran}
+        ran_txt = ", ".join(f"{method.labels[st]} {seconds[st]:.2f} s" for st in ran) or "nothing"
+        head = (f"**{method.title}: restored {n} face{'s' if n != 1 else ''}** in "
+                f"{result.timings.get('total', 0):.2f} s (ran: {ran_txt}"
+                + (f"; reused from cache: {', '.join(reused)}" if reused else "") + ").")
+    lines = [head] + [f"- {msg}" for msg in result.notices]
+    if label:
+        lines.append(f"- Model: {label}.")
+    return "\n".join(lines)
+
+
+def gallery_items(result: PhotoResult, method: Method, size: int = DISPLAY_SIZE) -> list[tuple[np.ndarray, str]]:
+    """Per face: the input and every stage, upscaled with nearest so pixels stay honest."""
+    items = []
+    for f in result.faces:
+        for name, label in method.labels.items():
+            items.append((upscale_nearest(f.stages[name], size), f"Face {f.index + 1} · {label}"))
+    return items
+
+
+def weights_notice(model: Model) -> str:
+    """The page's honesty line about the loaded weights, from the weights folder's manifest."""
+    if model.label:
+        return f"⚠️ **{model.method.title}: {model.label}.**"
+    card = model.card
+    if card.get("beats_bicubic", False):
+        return ""
+    note = card.get("quality_note", "these weights have not been shown to beat plain bicubic upsampling")
+    return (f"⚠️ **{model.method.title}: these weights restore faces worse than plain bicubic upsampling.** "
+            f"{note} See weights/{model.method.name}/README.md.")

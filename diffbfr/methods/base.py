@@ -1,0 +1,162 @@
+"""What a restoration method is: data (its stages, what each reads, which settings each reads,
+its networks) plus stage functions. The photo path, the cache, the CLI, the app and the
+benches are written once against this and work for every method in the registry.
+
+A stage function has one signature:
+
+    run(model, inputs, settings, seeds, callback) -> list of uint8 HxWx3 images
+
+`inputs` maps each name in `Stage.reads` ("lq" = the aligned 128 px input face, or an earlier
+stage) to one image per face of the batch; `seeds[k]` seeds face k's randomness (so a face's
+result does not depend on which faces share its batch); `callback` is the samplers'
+per-step hook ({"x", "i", "t", "denoised"}) or None.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+INPUT = "lq"          # the name under which a stage reads the aligned input face
+MANIFEST = "manifest.json"
+
+StageFn = Callable[["Model", dict, Any, Sequence[int], Callable | None], list]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                       # key of its output, e.g. "irm64"
+    label: str                      # what people read, e.g. "IRM 64"
+    reads: tuple[str, ...]          # INPUT or earlier stage names
+    fields: tuple[str, ...]         # the settings fields this stage reads
+    run: StageFn
+    nfe: Callable[[Any], int]       # network evaluations at given settings (0: stage skipped)
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str                       # registry key and weights sub-folder, e.g. "diffbfr"
+    title: str                      # "DiffBFR"
+    settings: type                  # frozen dataclass declared with settings.knob
+    stages: tuple[Stage, ...]
+    networks: tuple[str, ...]       # files <network>.safetensors in the weights folder
+    load_network: Callable[[Path], nn.Module]          # one .safetensors path -> network
+    tiny_networks: Callable[[int], dict[str, nn.Module]]  # seed -> random tiny networks
+    description: str = ""
+    speed_baselines: dict = field(default_factory=dict)   # name -> settings overrides (bench.speed)
+
+    def __post_init__(self):
+        known = {INPUT}
+        fields = set(self.settings.__dataclass_fields__)
+        for st in self.stages:
+            if not set(st.reads) <= known:
+                raise ValueError(f"{self.name}: stage {st.name} reads {st.reads}, not all computed before it")
+            if not set(st.fields) <= fields:
+                raise ValueError(f"{self.name}: stage {st.name} reads unknown settings {set(st.fields) - fields}")
+            known.add(st.name)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(st.name for st in self.stages)
+
+    @property
+    def final(self) -> str:
+        return self.stages[-1].name
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {INPUT: "LQ", **{st.name: st.label for st in self.stages}}
+
+    def stage(self, name: str) -> Stage:
+        for st in self.stages:
+            if st.name == name:
+                return st
+        raise KeyError(f"{self.name} has no stage {name!r}")
+
+    def upstream(self, name: str) -> list[Stage]:
+        """The stage and every stage it reads from, transitively, in execution order."""
+        need, todo = set(), [name]
+        while todo:
+            n = todo.pop()
+            if n != INPUT and n not in need:
+                need.add(n)
+                todo.extend(self.stage(n).reads)
+        return [st for st in self.stages if st.name in need]
+
+    def key_fields(self, name: str) -> tuple[str, ...]:
+        """The settings a stage's output depends on: its own and those of its upstream stages."""
+        out: list[str] = []
+        for st in self.upstream(name):
+            out += [f for f in st.fields if f not in out]
+        return tuple(out)
+
+    def first_affected(self, setting: str) -> str | None:
+        """The first stage whose output changes when `setting` changes (None: no stage)."""
+        for st in self.stages:
+            if setting in self.key_fields(st.name):
+                return st.name
+        return None
+
+    def nfe(self, s) -> dict[str, int]:
+        return {st.name: int(st.nfe(s)) for st in self.stages}
+
+
+def read_manifest(weights_dir: str | Path) -> dict:
+    path = Path(weights_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{weights_dir} has no {MANIFEST}: not a diffbfr weights folder")
+    return json.loads(path.read_text())
+
+
+class Model:
+    """A method with its networks on a device: what stage functions receive as `model`."""
+
+    def __init__(self, method: Method, nets: dict[str, nn.Module], device: str | torch.device | None = None,
+                 card: dict | None = None, label: str = ""):
+        self.method = method
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
+        # Half precision only where it is fast: CUDA. CPU fp16 convolutions are slow.
+        self.autocast = self.device.type == "cuda"
+        # Faces per network call. On the 2-core CPU a batch of 4 128 px faces runs ~1.3x faster
+        # per face than one at a time (bench.speed --faces 4); beyond that memory grows for
+        # little gain. A GPU wants larger batches.
+        self.max_batch = 32 if self.device.type == "cuda" else 4
+        self.card = card or {}       # the weights folder's manifest (quality verdict, licence)
+        self.label = label           # e.g. "random tiny networks", shown to the user
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @classmethod
+    def load(cls, method: Method, weights_dir: str | Path, device: str | torch.device | None = None) -> "Model":
+        """Load `method`'s networks from a weights folder (methods.load() picks the method
+        from the folder's manifest)."""
+        weights_dir = Path(weights_dir)
+        manifest = read_manifest(weights_dir)
+        if manifest.get("method") != method.name:
+            raise ValueError(f"{weights_dir} holds weights for {manifest.get('method')!r}, not {method.name!r}")
+        missing = [n for n in method.networks if not (weights_dir / f"{n}.safetensors").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{method.title} is not trained yet: missing "
+                                    + ", ".join(f"{weights_dir / m}.safetensors" for m in missing))
+        nets = {n: method.load_network(weights_dir / f"{n}.safetensors") for n in method.networks}
+        return cls(method, nets, device, card=manifest)
+
+    @classmethod
+    def tiny(cls, method: Method, seed: int = 0, device: str | torch.device | None = "cpu") -> "Model":
+        """Random tiny networks with the real wiring: for tests and UI work without weights."""
+        return cls(method, method.tiny_networks(seed), device,
+                   label="random tiny networks: the output is noise, for trying the wiring only")
+
+    def run_stage(self, name: str, inputs: dict[str, list[np.ndarray]], settings,
+                  seeds: Sequence[int], callback: Callable | None = None) -> list[np.ndarray]:
+        with torch.inference_mode():
+            return list(self.method.stage(name).run(self, inputs, settings, list(seeds), callback))
