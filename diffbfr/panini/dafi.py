@@ -1,0 +1,168 @@
+"""DAFI (degradation-aware feature interpolation) and the full restoration network PaniniNet.
+
+At 4, 8, 16, 32 and 64 px a DAFI block mixes, channel by channel, the generator's own feature
+map (the face prior) with the encoder's feature map of the LQ face (the input), with weights
+that depend on how degraded the input is (the DRE vector): a clean input should be copied, a
+ruined one replaced by the prior.  `prior_shift` lets the user move that balance at inference.
+
+PaniniNet = DRE (degradation vector) + Encoder (features + W+) + Generator (prior) + DAFI.
+The generator is trained first on its own (prior.py) and loaded with `from_parts`; the DRE is
+trained separately (dre.py, another module) and is frozen here by default, as in the paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import nn
+
+from .encoder import TINY_ENCODER, Encoder, EncoderConfig
+from .prior import TINY_GENERATOR, Generator, GeneratorConfig, _lists, _tuples
+
+
+class DAFIBlock(nn.Module):
+    """out = m1 * gan + m2 * conv3x3(enc), (m1, m2) = softmax(l_gan + prior_shift, l_enc) per
+    channel, logits from an MLP of the degradation vector (constant over space: the
+    degradation is global to the face, the per-channel choice is what the paper learns)."""
+
+    def __init__(self, channels: int, dre_dim: int = 256, hidden: int = 128):
+        super().__init__()
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(dre_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * channels))
+        # zero last layer: both sources weigh 0.5 at the start of fine-tuning, neither is favoured
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        # aligns encoder features (different statistics) to the generator's feature space
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def masks(self, degradation: torch.Tensor, prior_shift: float | torch.Tensor = 0.0) -> torch.Tensor:
+        """N x 2 x C softmax weights: [:, 0] on the GAN feature, [:, 1] on the encoder's."""
+        logits = self.mlp(degradation).reshape(-1, 2, self.channels).float()
+        shift = torch.as_tensor(prior_shift, dtype=logits.dtype, device=logits.device).reshape(-1, 1)
+        shift = shift.clamp(-1e4, 1e4)  # +-inf would give inf - inf = nan inside the softmax
+        logits = torch.stack([logits[:, 0] + shift, logits[:, 1]], 1)
+        return torch.softmax(logits, 1)
+
+    def forward(self, gan_feat: torch.Tensor, enc_feat: torch.Tensor, degradation: torch.Tensor,
+                prior_shift: float | torch.Tensor = 0.0):
+        """-> (blended feature N x C x H x W, m1 N x C: the share of the prior per channel)."""
+        m = self.masks(degradation, prior_shift).to(gan_feat.dtype)
+        enc = self.conv(enc_feat)
+        out = m[:, 0, :, None, None] * gan_feat + m[:, 1, :, None, None] * enc
+        return out, m[:, 0]
+
+
+@dataclass
+class PaniniConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    dre_dim: int = 256
+    dafi_hidden: int = 128
+    dafi_resolutions: tuple[int, ...] = (4, 8, 16, 32, 64)
+    freeze_dre: bool = True  # the DRE is pre-trained (contrastive) and kept fixed, as in the paper
+    name: str = "panini"
+
+    def to_dict(self) -> dict:
+        d = {f.name: _lists(getattr(self, f.name)) for f in fields(self)}
+        d["generator"], d["encoder"] = self.generator.to_dict(), self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PaniniConfig":
+        names = {f.name for f in fields(cls)}
+        kw = {k: _tuples(v) for k, v in d.items() if k in names and k not in ("generator", "encoder")}
+        return cls(generator=GeneratorConfig.from_dict(d["generator"]),
+                   encoder=EncoderConfig.from_dict(d["encoder"]), **kw)
+
+    @classmethod
+    def for_generator(cls, g: GeneratorConfig, **kw) -> "PaniniConfig":
+        return cls(generator=g, encoder=EncoderConfig.for_generator(g), **kw)
+
+
+TINY_PANINI = PaniniConfig(generator=TINY_GENERATOR, encoder=TINY_ENCODER, dafi_hidden=16, name="panini-tiny")
+
+
+def _check(cfg: PaniniConfig) -> None:
+    g, e = cfg.generator, cfg.encoder
+    if (e.resolution, e.num_ws, e.w_dim) != (g.resolution, g.num_ws, g.w_dim):
+        raise ValueError("encoder resolution/num_ws/w_dim must match the generator's")
+    for r in cfg.dafi_resolutions:
+        if r not in g.resolutions[:-1]:
+            raise ValueError(f"DAFI resolution {r} must be one of {g.resolutions[:-1]}")
+        if e.channels[e.resolutions.index(r)] != g.channels_at(r):
+            raise ValueError(f"encoder and generator channels differ at {r} px")
+
+
+class PaniniNet(nn.Module):
+    def __init__(self, config: PaniniConfig | None = None, dre: nn.Module | None = None):
+        super().__init__()
+        self.config = cfg = config or PaniniConfig()
+        _check(cfg)
+        if dre is None:
+            raise ValueError("PaniniNet needs a degradation encoder module (N x 3 x H x W -> N x dre_dim)")
+        if getattr(dre, "out_dim", cfg.dre_dim) != cfg.dre_dim:
+            raise ValueError(f"DRE gives {dre.out_dim}-d vectors, config expects {cfg.dre_dim}")
+        self.dre = dre
+        self.encoder = Encoder(cfg.encoder)
+        self.generator = Generator(cfg.generator)
+        self.dafi = nn.ModuleDict({str(r): DAFIBlock(cfg.generator.channels_at(r), cfg.dre_dim, cfg.dafi_hidden)
+                                   for r in cfg.dafi_resolutions})
+        if cfg.freeze_dre:
+            self.dre.requires_grad_(False)
+            self.dre.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.freeze_dre:
+            self.dre.eval()  # frozen BatchNorm statistics must not drift with fine-tuning batches
+        return self
+
+    @classmethod
+    def from_parts(cls, config: PaniniConfig | None, generator: Generator | dict, dre: nn.Module) -> "PaniniNet":
+        """A PaniniNet whose generator starts from a separately trained prior (a Generator or
+        its state dict, e.g. from safetensors; fp16 is upcast) and whose DRE is `dre`.
+        config None: PaniniConfig.for_generator(generator.config) (needs a Generator)."""
+        if config is None:
+            if not isinstance(generator, Generator):
+                raise ValueError("config=None needs a Generator, not a state dict")
+            config = PaniniConfig.for_generator(generator.config)
+        net = cls(config, dre)
+        state = generator.state_dict() if isinstance(generator, Generator) else generator
+        net.generator.load_state_dict(state, strict=True)
+        return net
+
+    def forward(self, lq: torch.Tensor, prior_shift: float | torch.Tensor = 0.0, noise_mode: str = "const",
+                noise: list | None = None) -> dict:
+        """lq: N x 3 x R x R in [-1, 1].  prior_shift: logits added towards the prior (float, or
+        one per sample); +inf -> all prior, -inf -> all input.  noise_mode "const" (default,
+        deterministic), "random" or "none".  Returns {"image": N x 3 x R x R (unclamped),
+        "masks": {res: N x C share of the prior}, "ws": N x num_ws x w_dim, "degradation"}."""
+        if self.config.freeze_dre:
+            with torch.no_grad():
+                deg = self.dre(lq)
+        else:
+            deg = self.dre(lq)
+        feats, ws = self.encoder(lq, self.generator.w_avg)
+        masks = {}
+
+        def hook(res: int, gan_feat: torch.Tensor) -> torch.Tensor:
+            block = self.dafi[str(res)] if str(res) in self.dafi else None
+            if block is None:
+                return gan_feat
+            out, masks[res] = block(gan_feat, feats[res], deg, prior_shift)
+            return out
+
+        image = self.generator.synthesis(ws, noise_mode=noise_mode, noise=noise, feature_hook=hook)
+        return {"image": image, "masks": masks, "ws": ws, "degradation": deg}
+
+    @staticmethod
+    def mask_means(masks: dict) -> dict[int, float]:
+        """{res: mean share of the prior over channels and batch}: what the app shows."""
+        return {r: float(m.detach().float().mean()) for r, m in sorted(masks.items())}
+
+
+def restore(net: PaniniNet, lq: torch.Tensor, prior_shift: float = 0.0) -> torch.Tensor:
+    """Inference convenience: deterministic restoration clamped to [-1, 1]."""
+    with torch.no_grad():
+        return net(lq, prior_shift=prior_shift, noise_mode="const")["image"].clamp(-1, 1)
+
