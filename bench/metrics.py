@@ -19,6 +19,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from bench.niqe import niqe  # noqa: F401  (re-exported: one import for every metric)
+from diffbfr.faces.identity import identity_distance
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +55,5 @@ def identity(a: np.ndarray, b: np.ndarray, aligned: bool | None = True) -> float
     """dlib identity distance (faces layer) of two faces in the canonical frame
     (aligned=True: landmarks inside the frame's known face box, no detection); None
     if no embedding can be computed."""
-    from diffbfr.faces.identity import identity_distance  # lazy: dlib models load slowly
-
     d = identity_distance(a, b, aligned=aligned)
     return None if d is None else float(d)

@@ -37,6 +37,8 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma as G
 
+from diffbfr.train.data import default_data_dir
+
 PATCH = 32
 SHARP_FRACTION = 0.75
 MODEL_PATH = Path(__file__).with_name("niqe_utk.json")
@@ -214,11 +216,7 @@ def niqe(img: np.ndarray, model: NiqeModel | None = None) -> float:
 def _data_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    try:
-        from diffbfr.train.data import default_data_dir
-        return Path(default_data_dir())
-    except ImportError:  # data layer not there: the documented default location
-        return Path(os.environ.get("DIFFBFR_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    return Path(default_data_dir())
 
 
 def select_fit_rows(manifest: Path, lo: float, hi_pct: float, min_sat: float, n: int) -> tuple[list[dict], float, int]:

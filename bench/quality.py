@@ -14,12 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
 
 from bench import common as C
 from bench import metrics as M
 from bench.niqe import MODEL_PATH, NiqeModel
 from diffbfr import settings as S
+from diffbfr.faces.identity import face_embedding
 from diffbfr.photo import LRUCache, restore_faces
 from diffbfr.train.data import default_data_dir
 from diffbfr.train.degrade import LEVELS, fixed_degrade
@@ -56,8 +61,6 @@ class Scorer:
         self._emb: dict[str, object] = {}
         self._embed = None
         if identity:
-            from diffbfr.faces.identity import face_embedding
-
             # one embedding per image (the target's is cached) instead of two per pair;
             # every image here is in the canonical frame: no detection needed
             self._embed = lambda img: face_embedding(img, aligned=True)
@@ -175,11 +178,6 @@ def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, o
 
 
 def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity: bool = True) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, key, label in ((axes[0], "psnr", "PSNR (dB) ↑"), (axes[1], "id_dist", "identity distance ↓")):
         for level in dict.fromkeys(r["level"] for r in rows):

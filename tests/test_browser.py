@@ -113,21 +113,21 @@ def _status_has(page, text: str, timeout: float = 30_000) -> None:
 
 def _run_ui(page) -> None:
     # fewer steps keep the tiny networks quick on a busy CPU (no photo yet: nothing reruns)
-    page.get_by_text("More steps").click()
-    _set_slider(page, "irm64_steps", 3)
-    _set_slider(page, "irm128_steps", 1)
+    page.get_by_text("Advanced").first.click()
+    _set_slider(page, "diffbfr-irm64_steps", 3)
+    _set_slider(page, "diffbfr-irm128_steps", 1)
     page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut.jpg"))
     _status_has(page, "Loaded a 512x512 photo")
 
     page.locator("#restore").click()
-    _status_has(page, "Restored 1 face", timeout=45_000)
+    _status_has(page, "restored 1 face", timeout=45_000)
     page.wait_for_function("document.querySelectorAll('#stages img').length >= 4")
     page.wait_for_function("document.querySelectorAll('#result img').length >= 2")
     before = _stage_srcs(page)
     assert len(before) == 4, before  # one face: LQ, IRM 64, IRM 128, TEM
 
     # move the TEM slider (its number box: type, then leave the field = slider "release")
-    _set_slider(page, "tem_t", 40)
+    _set_slider(page, "diffbfr-tem_t", 40)
     page.wait_for_function(
         "old => { const s = [...document.querySelectorAll('#stages img')].map(e => e.currentSrc || e.src);"
         " return s.length === 4 && s[3] !== old; }", arg=before[3], timeout=30_000)
@@ -158,4 +158,4 @@ def test_example_loads_with_one_click(server, page):
     _status_has(page, "Loaded a 128x128 photo")
     page.get_by_label("Input is an aligned face").check()
     page.locator("#restore").click()
-    _status_has(page, "Restored 1 face", timeout=45_000)
+    _status_has(page, "restored 1 face", timeout=45_000)

@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -104,9 +105,9 @@ def _bright(model, inputs, s, seeds, callback=None):
 
 
 def _blur(model, inputs, s, seeds, callback=None):
-    import cv2
     k = 2 * s.blur + 1
-    return [cv2.blur(im, (k, k)) for im in inputs["bright"]]
+    images = [cv2.blur(im, (k, k)) for im in inputs["bright"]]
+    return images, [{"mean": float(im.mean())} for im in images]   # a stage may report info
 
 
 DUMMY = Method("dummy", "Dummy", DummySettings,
@@ -134,6 +135,10 @@ def test_dummy_method_through_photo_path_and_cache(dummy):
     runs.clear()
     second = restore_faces(dummy, [face], S.with_value(s, "blur", 4), cache, ["f"])[0]
     assert runs == ["soft"] and np.array_equal(second["bright"], first["bright"])
+    assert second.info["soft"]["mean"] == pytest.approx(float(second["soft"].mean()))
+    runs.clear()
+    third = restore_faces(dummy, [face], S.with_value(s, "blur", 4), cache, ["f"])[0]
+    assert runs == [] and third.info == second.info   # info comes back from the cache too
     assert stage_key(DUMMY, "soft", "f", s)[3:] == (("gain", 1.5), ("blur", 2))
 
 

@@ -167,3 +167,15 @@ def test_readme_python_example_runs_as_written(monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].image.shape == namespace["photo"].shape
     assert namespace["stages"].result.shape == (128, 128, 3)
+
+
+def test_per_face_settings_batch_by_what_each_stage_reads(model, runs):
+    faces = [FACE, rand_face(3)]
+    per = [FAST, replace(FAST, tem_t=40.0)]            # same IRM settings, different TEM
+    both = restore_faces(model, faces, per)
+    assert runs == ["irm64", "irm128", "tem", "tem"]   # IRM batched together, TEM apart
+    for face, s, st in zip(faces, per, both):
+        alone = restore_face(model, face, s)
+        assert np.abs(st.result.astype(int) - alone.result.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="2 settings for 1 faces"):
+        restore_faces(model, [FACE], per)

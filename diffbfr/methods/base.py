@@ -4,7 +4,10 @@ benches are written once against this and work for every method in the registry.
 
 A stage function has one signature:
 
-    run(model, inputs, settings, seeds, callback) -> list of uint8 HxWx3 images
+    run(model, inputs, settings, seeds, callback) -> images, or (images, infos)
+
+`images` is a list of uint8 HxWx3 images, one per face; `infos`, when given, one small dict
+per face of what the stage wants to show besides its image (e.g. Panini-Net's mean DAFI masks).
 
 `inputs` maps each name in `Stage.reads` ("lq" = the aligned 128 px input face, or an earlier
 stage) to one image per face of the batch; `seeds[k]` seeds face k's randomness (so a face's
@@ -157,6 +160,7 @@ class Model:
                    label="random tiny networks: the output is noise, for trying the wiring only")
 
     def run_stage(self, name: str, inputs: dict[str, list[np.ndarray]], settings,
-                  seeds: Sequence[int], callback: Callable | None = None) -> list[np.ndarray]:
+                  seeds: Sequence[int], callback: Callable | None = None):
+        """One stage on a batch of faces: images, or (images, infos) (see the module doc)."""
         with torch.inference_mode():
-            return list(self.method.stage(name).run(self, inputs, settings, list(seeds), callback))
+            return self.method.stage(name).run(self, inputs, settings, list(seeds), callback)

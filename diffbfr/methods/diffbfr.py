@@ -34,13 +34,14 @@ class DiffBFRSettings:
     # with the shipped weights (weights/diffbfr/README.md): the lowest NIQE at the least PSNR cost.
     irm_start: float = knob(200.0, 0, 1000, 10, "IRM start step",
                             "Noise put on the low-quality face before stage 1 (64 px). More noise: "
-                            "more detail is invented, less identity is kept.")
+                            "more detail is invented, less identity is kept.", advanced=False)
     irm2_start: float = knob(200.0, 0, 1000, 10, "IRM stage-2 start step",
                              "Noise put on the upscaled stage-1 face before stage 2 (128 px) refines it. "
-                             "Higher lets stage 2 repaint more.")
+                             "Higher lets stage 2 repaint more.", advanced=False)
     tem_t: float = knob(5.0, 0, 1000, 0.5, "TEM timestep",
                         "How much fine texture TEM repaints (a timestep out of 1000; small values matter). "
-                        "0 = off, 2-20 = skin and hair texture, >50 starts changing features.", ui_hi=100)
+                        "0 = off, 2-20 = skin and hair texture, >50 starts changing features.", ui_hi=100,
+                        advanced=False)
     irm64_steps: int = knob(10, 1, 1000, 1, "Sampling steps (stage 1)",
                             "Denoising steps of IRM stage 1: more is smoother and slower (time grows "
                             "linearly).", ui_hi=50)
@@ -50,7 +51,7 @@ class DiffBFRSettings:
                           "Denoising steps of TEM; 1-2 suffice for small timesteps.", ui_hi=20)
     seed: int = knob(0, 0, 2**31 - 1, 1, "Seed",
                      "Picks the random noise. Same seed and settings give the same result; change it "
-                     "to see another plausible restoration.", ui_hi=9999)
+                     "to see another plausible restoration.", ui_hi=9999, advanced=False)
     eta: float = knob(0.0, 0, 1, 0.05, "Sampling randomness (eta)",
                       "0 = deterministic DDIM; 1 = fresh noise at every step (ancestral-like).")
 
