@@ -18,7 +18,7 @@ from diffbfr.faces.align import (
     find_faces,
     similarity_transform,
 )
-from diffbfr.faces.detect import DlibDetector, Face, FaceDetector, detect_faces
+from diffbfr.faces.detect import MIN_FACE_PX, DlibDetector, Face, detect_faces
 from diffbfr.faces.models import model_path
 from diffbfr.faces.paste import blend_mask, is_greyscale, paste_back
 
@@ -70,18 +70,50 @@ def test_model_files_found_without_importing_the_package():
     assert "face_recognition_models" not in sys.modules
 
 
-def test_dlib_detector_satisfies_the_protocol():
-    assert isinstance(DlibDetector(), FaceDetector)
+def test_detector_reports_the_smallest_face_it_can_find():
+    """min_face_size follows the passes' pixel budgets: smaller photos are upsampled, so
+    smaller faces are findable; a bigger budget finds smaller faces; never below the
+    minimum face size, and a detector without the extra passes reports HOG's own limit."""
+    det = DlibDetector()
+    small, photo, big = det.min_face_size(300, 400), det.min_face_size(512, 512), \
+        det.min_face_size(3000, 4000)
+    assert small == MIN_FACE_PX  # 0.12 MP: upsampled until 16 px faces are in reach
+    assert MIN_FACE_PX <= photo <= 24.0
+    assert big > 2 * photo  # 12 MP: the budgets are spread over many more pixels
+    hog_a_only = DlibDetector(small_pixels=0, cnn_pixels=0)
+    assert hog_a_only.min_face_size(1000, 1000) == pytest.approx(80.0)  # HOG's window
+    assert DlibDetector(small_pixels=16e6).min_face_size(2000, 2000) < \
+        det.min_face_size(2000, 2000)
 
 
 def test_no_face_gives_an_empty_result_and_a_reason():
     flat = np.full((300, 400, 3), 127, np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    # every pass runs on a face-less photo: small budgets keep the test fast
+    det = DlibDetector(small_pixels=1.0e6, cnn_pixels=0.05e6)
     for img in (flat, noise):
-        faces, reason = find_faces(img)
+        faces, reason = find_faces(img, det)
         assert faces == [] and isinstance(reason, str) and "No face" in reason
+        # the reason states the smallest findable face of *this* detector and photo
+        expected = int(np.ceil(det.min_face_size(*img.shape[:2])))
+        assert f"at least about {expected} px" in reason
     faces, reason = find_faces(np.zeros((8, 8, 3), np.uint8))
     assert faces == [] and "too small" in reason
+
+
+class _FixedDetector:
+    """A non-dlib backend: the protocol is all find_faces needs."""
+
+    def detect(self, image):
+        return []
+
+    def min_face_size(self, height, width):
+        return 42.0
+
+
+def test_any_detector_backend_drives_the_no_face_message():
+    faces, reason = find_faces(np.full((200, 200, 3), 90, np.uint8), _FixedDetector())
+    assert faces == [] and "at least about 42 px" in reason
 
 
 # --- UTKFace-based tests ---------------------------------------------------------------
@@ -170,10 +202,12 @@ def test_several_faces_all_found_and_all_pasted(crops):
         assert np.abs(out[cy, cx].astype(int) - col).max() <= 2  # face centre replaced
     assert np.array_equal(out[:, :20], canvas[:, :20])  # far from faces: untouched
     # the blend is feathered: white faces pasted into a black photo rise smoothly,
-    # no pixel-to-pixel step anywhere near a hard edge (255)
+    # no pixel-to-pixel step anywhere near a hard edge (255). (keep_detail off: these
+    # faces were not aligned from the black photo, and keep_detail adds the restoration's
+    # change to the photo the faces came from.)
     black = np.zeros_like(canvas)
     white = [np.full((FRAME, FRAME, 3), 255, np.uint8)] * 3
-    out = paste_back(black, faces, white).astype(np.int16)
+    out = paste_back(black, faces, white, keep_detail=False).astype(np.int16)
     assert max(np.abs(np.diff(out, axis=0)).max(), np.abs(np.diff(out, axis=1)).max()) < 40
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..frame import FRAME, is_square
-from .detect import Face, FaceDetector, default_detector, detect_faces
+from .detect import MIN_FACE_PX, Face, FaceDetector, default_detector, detect_faces
 
 __all__ = [
     "FRAME",
@@ -200,8 +200,9 @@ def align_crop(image: np.ndarray, style: str = "auto") -> AlignedFace:
 
 
 NO_FACE_REASON = (
-    "No face found. The detector (dlib HOG) finds roughly frontal faces at least about "
-    "{min_px} px wide in this photo; for an already cropped face use aligned-input mode."
+    "No face found. The detectors look for faces at least about {min_px} px wide in this "
+    "photo (frontal ones best; smaller faces cannot be restored); for an already cropped "
+    "face use aligned-input mode."
 )
 
 
@@ -215,13 +216,11 @@ def find_faces(
     """
     image = _check_image(image)
     h, w = image.shape[:2]
-    if min(h, w) < 16:
+    if min(h, w) < MIN_FACE_PX:
         return [], f"Image too small to find a face ({w}x{h} px)."
     detector = detector or default_detector()
     faces = detect_faces(image, detector)
     if not faces:
-        work_scale = getattr(detector, "work_scale", None)
-        # dlib HOG's window is 80 px in the resized working copy of the photo
-        min_px = round(80 / work_scale(h, w)) if work_scale else 80
-        return [], NO_FACE_REASON.format(min_px=min_px)
+        min_px = detector.min_face_size(h, w)
+        return [], NO_FACE_REASON.format(min_px=int(np.ceil(min_px)))
     return [align_face(image, f) for f in faces], None

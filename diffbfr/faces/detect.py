@@ -1,49 +1,91 @@
-"""Face detection and 5-point landmarks with the models that pip packages ship.
+"""Find the faces a person sees in a photo: boxes and 5-point landmarks, offline.
 
-Backend: dlib's HOG frontal face detector (in `dlib-bin`) plus the 68-point shape
-predictor from `face-recognition-models`. Nothing is downloaded at run time.
+Backends are the models pip packages ship (nothing is downloaded at run time): dlib's HOG
+frontal detector and its CNN (MMOD) detector, and the 68-point shape predictor
+(scan.py runs one detector pass, landmarks.py fits the points).
 
-Any other detector (e.g. a facexlib RetinaFace backend where torchvision is
-available) only has to implement `FaceDetector.detect(image) -> list[Face]` and can
-be passed to `detect_faces(image, detector=...)`.
+DlibDetector runs passes in order of cost and stops early (CPU times on this project's
+machine, `python -m bench.faces_speed`; HOG ~0.1 s and the CNN ~7 s per MP of working copy):
+  A. HOG on a ~1 MP working copy (~0.1 s): every photo. Finds frontal faces >= 80 px / its
+     scale (41 px in a 512 px photo).
+  B. HOG on an upsampled copy of <= 4 MP (<= 0.4 s), down to MIN_FACE_PX (21 px in a 512 px
+     photo): only when small faces are plausible, i.e. A found none, or found faces under
+     twice its own size limit (group photos, crowds). A portrait whose face A finds at a
+     comfortable size skips it: no cost, and no false hits in its textures (upsampled HOG
+     fires weakly on badges and patterns).
+  C. HOG on copies rotated by +-30 degrees (~0.3 s): only when A and B found nothing.
+  D. the CNN on a ~0.3 MP working copy (~2 s): only when HOG found nothing. It finds
+     turned and soft faces (and grey ones HOG misses once colour edges are gone). For
+     small faces it is poor value: at equal working scale its smallest face is ~0.7x
+     HOG's, but HOG on a copy with 2x the pixels reaches as small for ~1/35 of the CPU,
+     so B upsamples HOG instead.
+Boxes of one face found by several passes are merged by overlap (IoU): one face, one Face.
+
+Grey photos: HOG scores each pixel by its strongest colour channel's gradient, so a grey copy
+loses the chroma edges (skin, hair, background) and scores ~0.1-0.3 lower; a soft face near
+the threshold is then missed although found in colour. Retrying HOG after contrast
+normalisation (CLAHE, histogram equalisation, percentile stretch) was measured and does not
+bring such faces back reliably (it lowers as many scores as it raises); pass D does.
+
+Any other detector only has to implement the FaceDetector protocol below and can be
+passed to `detect_faces(image, detector=...)` / `find_faces`.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-import cv2
-import dlib
 import numpy as np
 
-from .models import hog_detector, load_once, shape_predictor_68
+from .landmarks import (
+    landmarks68_in_box,
+    landmarks68_on_chip,
+    landmarks68_upright,
+    points5_from_68,
+)
+from .models import load_once
+from .scan import (
+    CNN_MIN_FACE,
+    HOG_MIN_FACE,
+    Detection,
+    cnn_pass,
+    hog_pass,
+    merge_detections,
+)
 
 __all__ = [
     "Face",
     "FaceDetector",
     "DlibDetector",
+    "MIN_FACE_PX",
     "detect_faces",
+    "face_from_detection",
     "default_detector",
     "points5_from_68",
     "landmarks68_in_box",
     "landmarks68_upright",
 ]
 
+# Smallest face (box width, photo px) worth restoring: below it a face is a few blobs that
+# a 128 px model would invent rather than restore (and the output would need > 8x upscaling
+# to show it). Detectors are not asked to look for smaller faces, and smaller boxes are
+# dropped.
+MIN_FACE_PX = 16.0
+
 
 @dataclass
 class Face:
     """One face found in a photo, in photo pixel coordinates."""
 
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1
-    score: float  # detector confidence (dlib: SVM margin, > 0 means "face")
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 (HOG framing for every source)
+    score: float  # detector confidence (HOG: SVM margin; CNN: MMOD confidence; > 0: a face)
     points5: np.ndarray  # (5, 2) float32: left eye, right eye (as seen in the image),
     # nose tip, left mouth corner, right mouth corner
     landmarks68: np.ndarray | None = None  # (68, 2) float32 when the backend has them
+    source: str = "hog"  # which detector found it: "hog" or "cnn"
 
 
-@runtime_checkable
 class FaceDetector(Protocol):
     """What the face layer needs from a detector backend."""
 
@@ -51,115 +93,24 @@ class FaceDetector(Protocol):
         """Faces in an RGB uint8 HxWx3 image, in that image's pixel coordinates."""
         ...
 
-
-# dlib documents its object_detector as unsafe for concurrent use (the shape predictor
-# is fine), and the app may serve two uploads at once: runs of it are serialised.
-_hog_lock = threading.Lock()
-
-
-def run_hog(image: np.ndarray, threshold: float):
-    """(rects, scores) of dlib's HOG detector at the image's own scale."""
-    detector = hog_detector()
-    with _hog_lock:
-        rects, scores, _ = detector.run(image, 0, threshold)
-    return rects, scores
-
-
-# --- landmarks ---------------------------------------------------------------------
-
-# iBUG 68-point indices. 36-41 / 42-47 are the eye contours of the eye on the
-# image's left / right; 30 is the nose tip; 48 / 54 the mouth corners.
-_LEFT_EYE = slice(36, 42)
-_RIGHT_EYE = slice(42, 48)
-_NOSE_TIP = 30
-_MOUTH_LEFT = 48
-_MOUTH_RIGHT = 54
-
-
-def points5_from_68(landmarks68: np.ndarray) -> np.ndarray:
-    """The 5 alignment points (eye centres, nose tip, mouth corners) from 68 points."""
-    lm = np.asarray(landmarks68, dtype=np.float64)
-    return np.stack(
-        [
-            lm[_LEFT_EYE].mean(axis=0),
-            lm[_RIGHT_EYE].mean(axis=0),
-            lm[_NOSE_TIP],
-            lm[_MOUTH_LEFT],
-            lm[_MOUTH_RIGHT],
-        ]
-    ).astype(np.float32)
-
-
-def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
-    """Run the 68-point predictor inside a given box (x0, y0, x1, y1) -> (68, 2).
-
-    Also used without a detection (a fixed rectangle), e.g. for aligned crops.
-    """
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    # box edges are exclusive at x1/y1; dlib rectangles are inclusive
-    shape = shape_predictor_68()(_as_dlib_image(image), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
-    # dlib parts are integer pixel indices, i.e. pixel centres as in cv2 coordinates
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-
-
-def _as_dlib_image(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-# Above this roll the 68-point predictor drifts (measured: ~2 px at 35 deg, up to 20 px
-# at 50 deg on UTK faces), so tilted faces get a second pass on an upright copy.
-UPRIGHT_REFIT_DEG = 15.0
-
-
-def landmarks68_upright(image: np.ndarray, box) -> np.ndarray:
-    """68 points inside `box`; if the face is tilted, refit them on a derotated copy.
-
-    The first fit gives the roll (eye line angle); the region around the face is then
-    rotated upright, the predictor runs on a box of the same size there, and the
-    points are mapped back. Costs one small warp, and only for tilted faces.
-    """
-    lm = landmarks68_in_box(image, box)
-    eyes = points5_from_68(lm)[:2].astype(np.float64)
-    dx, dy = eyes[1] - eyes[0]
-    roll = float(np.degrees(np.arctan2(dy, dx)))  # eye line angle, image y points down
-    if abs(roll) < UPRIGHT_REFIT_DEG:
-        return lm
-    x0, y0, x1, y1 = box
-    size = max(x1 - x0, y1 - y0)
-    side = int(np.ceil(2 * size))
-    centre = ((x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5)  # pixel-centre coordinates
-    rot = cv2.getRotationMatrix2D(centre, roll, 1.0)  # undoes the roll
-    rot[:, 2] += (side - 1) / 2.0 - np.asarray(centre)
-    upright = cv2.warpAffine(image, rot, (side, side), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
-    c = side / 2.0
-    lm_up = landmarks68_in_box(upright, (c - (x1 - x0) / 2, c - (y1 - y0) / 2,
-                                         c + (x1 - x0) / 2, c + (y1 - y0) / 2))
-    back = cv2.invertAffineTransform(rot)
-    return (lm_up.astype(np.float64) @ back[:, :2].T + back[:, 2]).astype(np.float32)
-
-
-# --- dlib HOG backend --------------------------------------------------------------
-
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    def min_face_size(self, height: int, width: int) -> float:
+        """Smallest face (box width, photo px) it can find in a photo of this size: what
+        the user is told when no face is found."""
+        ...
 
 
 class DlibDetector:
-    """dlib HOG frontal detector + 68-point landmarks, resolution-normalised.
+    """dlib HOG (passes A-C) then dlib CNN (pass D), resolution-normalised; see the module doc.
 
-    HOG's cost grows with pixel count and it only finds faces of roughly >= 80 px
-    (its window size). So every photo is resized to about `work_pixels` before
-    detection: big photos are downscaled (speed; their faces are big anyway) and
-    small photos are upsampled (their faces are small), up to `max_upsample` times.
-    Landmarks are computed on whichever of the photo / working copy has more pixels:
-    the shape predictor returns whole pixels, so more pixels means finer points.
-
-    HOG tolerates only ~20-25 degrees of in-plane tilt. When the upright pass finds
-    nothing, the working copy is rotated by each of `retry_rotations` degrees in turn
-    (tilted heads, crooked scans); that costs time only for photos with no upright face.
+    work_pixels / max_upsample: pass A's working copy (~1 MP; small photos upsampled at most
+    max_upsample times, big ones downscaled: their faces are big anyway).
+    small_pixels: pixel budget of pass B's working copy (0: no pass B); it is upsampled
+    no further than needed to see MIN_FACE_PX faces.
+    retry_rotations: pass C's angles. cnn_pixels / cnn_max_upsample: pass D's working copy
+    (0: no CNN). threshold / cnn_threshold: detector margins (lower finds more, with more
+    false hits). thorough: run every pass on every photo (not only when the earlier ones
+    suggest it): finds small faces beside big ones and tilted/turned faces beside frontal
+    ones, at several times the cost (bench.detection measures both).
     """
 
     def __init__(
@@ -168,68 +119,88 @@ class DlibDetector:
         max_upsample: float = 2.5,
         threshold: float = 0.0,
         retry_rotations: tuple[float, ...] = (30.0, -30.0),
+        small_pixels: float = 4.0e6,
+        cnn_pixels: float = 0.3e6,
+        cnn_max_upsample: float = 2.5,
+        cnn_threshold: float = 0.0,
+        thorough: bool = False,
     ):
         self.work_pixels = float(work_pixels)
         self.max_upsample = float(max_upsample)
-        self.threshold = float(threshold)  # dlib margin; lower finds more, with more false hits
+        self.threshold = float(threshold)
         self.retry_rotations = tuple(retry_rotations)
+        self.small_pixels = float(small_pixels)
+        self.cnn_pixels = float(cnn_pixels)
+        self.cnn_max_upsample = float(cnn_max_upsample)
+        self.cnn_threshold = float(cnn_threshold)
+        self.thorough = bool(thorough)
+
+    # --- working scales of the passes (photo -> working copy factors) ---------------
 
     def work_scale(self, height: int, width: int) -> float:
-        """Factor by which the photo is resized for detection."""
+        """Pass A: factor by which the photo is resized for detection."""
         scale = np.sqrt(self.work_pixels / float(height * width))
         return float(min(scale, self.max_upsample))
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        image = _as_dlib_image(image)
+    def small_scale(self, height: int, width: int) -> float:
+        """Pass B's factor (0 when there is no pass B)."""
+        scale = np.sqrt(self.small_pixels / float(height * width))
+        return float(max(min(scale, HOG_MIN_FACE / MIN_FACE_PX), 0.0))
+
+    def cnn_scale(self, height: int, width: int) -> float:
+        scale = np.sqrt(self.cnn_pixels / float(height * width))
+        return float(min(scale, self.cnn_max_upsample, CNN_MIN_FACE / MIN_FACE_PX))
+
+    def min_face_size(self, height: int, width: int) -> float:
+        """Smallest face any pass that runs on a face-less photo can find (box width, px)."""
+        hog = max(self.work_scale(height, width), self.small_scale(height, width))
+        sizes = [HOG_MIN_FACE / hog]
+        if self.cnn_pixels > 0:
+            sizes.append(CNN_MIN_FACE / self.cnn_scale(height, width))
+        return float(max(min(sizes), MIN_FACE_PX))
+
+    # --- detection ------------------------------------------------------------------
+
+    def detections(self, image: np.ndarray) -> list[Detection]:
+        """Boxes of the passes that ran, merged, before landmarks (for benchmarks/tests)."""
         h, w = image.shape[:2]
         scale = self.work_scale(h, w)
-        if abs(scale - 1.0) < 1e-3:
-            work, to_work = image, np.array([[1.0, 0, 0], [0, 1.0, 0]])
-        else:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            work = cv2.resize(image, size, interpolation=interp)
-            sx, sy = size[0] / w, size[1] / h  # exact per-axis factors after rounding
-            # cv2.resize maps pixel centres as x' = (x + 0.5) * s - 0.5
-            to_work = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
-        faces = self._detect_pass(image, work, to_work, rotated=False)
-        for angle in self.retry_rotations if not faces else ():
-            wh, ww = work.shape[:2]
-            rot = cv2.getRotationMatrix2D(((ww - 1) / 2.0, (wh - 1) / 2.0), angle, 1.0)
-            # grow the canvas so the rotated photo's corners (and faces there) stay in
-            cos, sin = abs(rot[0, 0]), abs(rot[0, 1])
-            nw, nh = int(np.ceil(ww * cos + wh * sin)), int(np.ceil(ww * sin + wh * cos))
-            rot[:, 2] += ((nw - ww) / 2.0, (nh - wh) / 2.0)
-            turned = cv2.warpAffine(work, rot, (nw, nh), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)
-            to_turned = rot @ np.vstack([to_work, [0.0, 0.0, 1.0]])
-            faces = self._detect_pass(image, turned, to_turned, rotated=True)
-            if faces:
+        found = hog_pass(image, scale, self.threshold)
+        small = self.small_scale(h, w)
+        if small > 1.25 * scale and (self.thorough or self._small_faces_plausible(found, scale)):
+            found = merge_detections(found, hog_pass(image, small, self.threshold))
+        for angle in self.retry_rotations if self.thorough or not found else ():
+            found = merge_detections(found, hog_pass(image, scale, self.threshold, angle))
+            if found and not self.thorough:
                 break
-        return faces
+        if (self.thorough or not found) and self.cnn_pixels > 0:
+            found = merge_detections(found, cnn_pass(image, self.cnn_scale(h, w),
+                                                     self.cnn_threshold))
+        return [d for d in found if d.size >= MIN_FACE_PX]
 
-    def _detect_pass(self, image, work, to_work, rotated: bool) -> list[Face]:
-        """Detect in `work` (= photo mapped by the 2x3 `to_work`), return photo coords."""
-        rects, scores = run_hog(work, self.threshold)
-        to_photo = cv2.invertAffineTransform(to_work)
-        upsampled = abs(np.linalg.det(to_work[:, :2])) > 1.0
-        faces = []
-        for rect, score in zip(rects, scores):
-            x0, y0, x1, y1 = rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1
-            # box edges -> pixel-centre coordinates (-0.5), map, back to edges (+0.5)
-            corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) - 0.5
-            c = _apply(to_photo, corners) + 0.5
-            box = (float(c[:, 0].min()), float(c[:, 1].min()),
-                   float(c[:, 0].max()), float(c[:, 1].max()))
-            if upsampled or rotated:  # finer (upsampled) / the face stands upright there
-                lm = _apply(to_photo, landmarks68_upright(work, (x0, y0, x1, y1)))
-            else:  # downscaled for detection: full-resolution landmarks are finer
-                lm = landmarks68_upright(image, box)
-            lm = np.asarray(lm, dtype=np.float32)
-            faces.append(
-                Face(box=box, score=float(score), points5=points5_from_68(lm), landmarks68=lm)
-            )
-        return faces
+    @staticmethod
+    def _small_faces_plausible(found: list[Detection], scale: float) -> bool:
+        """None found, or the smallest found is under twice pass A's limit: faces of a photo
+        tend to come in similar sizes, so faces near the limit suggest smaller ones."""
+        return not found or min(d.size for d in found) < 2.0 * HOG_MIN_FACE / scale
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        image = _as_rgb(image)
+        return [face_from_detection(image, d) for d in self.detections(image)]
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3:
+        raise ValueError("expected an HxWx3 uint8 RGB image")
+    return np.ascontiguousarray(image)
+
+
+def face_from_detection(image: np.ndarray, d: Detection) -> Face:
+    """The Face of a detection: 68 landmarks fitted on an upright chip of the face."""
+    lm = landmarks68_on_chip(image, d.centre, d.size, d.angle)
+    return Face(box=d.box, score=d.score, points5=points5_from_68(lm), landmarks68=lm,
+                source=d.source)
 
 
 def default_detector() -> FaceDetector:

@@ -17,12 +17,17 @@ import numpy as np
 
 from ..frame import FRAME
 from .align import FACE_BOX_128
-from .detect import detect_faces
+from .detect import DlibDetector, detect_faces
 from .models import identity_network, shape_predictor_5
 
 __all__ = ["SAME_PERSON_THRESHOLD", "face_embedding", "identity_distance", "is_aligned_frame"]
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's documented operating point
+
+# A whole photo given for an identity comparison is expected to hold a clear face: HOG's
+# first pass (and rotated retry) only. The small-face and CNN passes, seconds on a
+# face-less image, are for finding faces to restore.
+_DETECTOR = DlibDetector(small_pixels=0, cnn_pixels=0)
 
 
 def is_aligned_frame(image: np.ndarray) -> bool:
@@ -52,7 +57,7 @@ def face_embedding(image: np.ndarray, aligned: bool | None = None) -> np.ndarray
         h, w = image.shape[:2]
         x0, y0, x1, y1 = np.asarray(FACE_BOX_128) * np.array([w, h, w, h]) / FRAME
     else:
-        faces = detect_faces(image)
+        faces = detect_faces(image, _DETECTOR)
         if not faces:
             return None
         x0, y0, x1, y1 = max(faces, key=lambda f: f.score).box

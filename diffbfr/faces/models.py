@@ -51,6 +51,12 @@ def hog_detector():
     return load_once("hog", dlib.get_frontal_face_detector)
 
 
+def cnn_detector():
+    """dlib's CNN (MMOD) face detector: finds turned, tilted and soft faces that HOG misses,
+    at ~50x HOG's cost per pixel on a CPU (see detect.py for how it is bounded)."""
+    return load_once("cnn", lambda: dlib.cnn_face_detection_model_v1(str(model_path(CNN_DETECTOR))))
+
+
 def shape_predictor_68():
     return load_once("sp68", lambda: dlib.shape_predictor(str(model_path(SHAPE_68))))
 

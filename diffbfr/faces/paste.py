@@ -9,6 +9,13 @@ blended through a feathered mask, so there is neither a hard edge nor a halo:
   pasted fully up to the photo border (faces cut by the border are restored too);
 - only the face's bounding box in the photo is touched, which keeps this fast.
 Faces that extend past the photo border are cut by the photo naturally.
+
+Two more rules make sure a face never comes out worse than it went in:
+- output scale: a 20 px face pasted back at 20 px throws its 128 px restoration away, so the
+  output may be 2x or 4x the photo (background upscaled classically, faces pasted at the
+  new scale); auto_scale() picks the factor;
+- large faces (keep_detail): a face spanning more than the 128 px frame keeps its own
+  detail finer than the frame; only the restoration's change is pasted.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import numpy as np
 from ..frame import FRAME
 from .align import AlignedFace
 
-__all__ = ["paste_back", "blend_mask", "is_greyscale"]
+__all__ = ["paste_back", "auto_scale", "upscale", "blend_mask", "is_greyscale", "SCALES",
+           "MAX_OUTPUT_PIXELS"]
 
 # In aligned-frame pixels: the outer margin left untouched and the width of the soft
 # ramp. Being in frame units, the feather scales with the face, so a big face gets a
@@ -84,20 +92,35 @@ def _roi(inv: np.ndarray, size: int, h: int, w: int):
     return x0, y0, x1, y1
 
 
-def _paste_one(out: np.ndarray, aligned: AlignedFace, restored: np.ndarray) -> None:
-    """Blend one restored face into `out` (float32 HxWx3) in place."""
+def _scaled(matrix: np.ndarray, scale: int) -> np.ndarray:
+    """photo -> frame matrix re-expressed on the output, `scale` times larger than the photo
+    (pixel-centre convention of cv2.resize: x_out = (x + 0.5) * scale - 0.5)."""
+    if scale == 1:
+        return np.asarray(matrix, dtype=np.float64)
+    k = 1.0 / scale
+    out_to_photo = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1.0]])
+    return (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ out_to_photo)[:2]
+
+
+def _paste_one(out: np.ndarray, fwd: np.ndarray, face_size: float, content: np.ndarray,
+               replace: bool) -> None:
+    """Blend one face into `out` (float32 HxWx3, the output canvas) in place.
+
+    fwd: output -> frame matrix; face_size: output pixels spanned by the frame; content:
+    128x128x3 float32, the restored face (replace=True) or the change the restoration
+    made to the aligned input (replace=False: added, so the photo's own detail stays).
+    """
     h, w = out.shape[:2]
-    fwd = np.asarray(aligned.matrix, dtype=np.float64)
-    face = restored
+    mask, to_mask = blend_mask(fwd, (h, w))
     size = FRAME
     # The photo face is smaller than the frame: shrink with an area filter first, as a
     # bilinear inverse warp would alias (skip every other pixel). Then warp from there.
-    if aligned.face_size < 0.75 * FRAME:
-        size = max(8, int(round(aligned.face_size)))
-        face = cv2.resize(restored, (size, size), interpolation=cv2.INTER_AREA)
+    if face_size < 0.75 * FRAME:
+        size = max(8, int(round(face_size)))
+        content = cv2.resize(content, (size, size), interpolation=cv2.INTER_AREA)
         k = size / FRAME  # frame px -> small px, pixel-centre convention
-        fwd = np.vstack([fwd, [0.0, 0.0, 1.0]])
-        fwd = (np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]]) @ fwd)[:2]
+        fwd = (np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]])
+               @ np.vstack([fwd, [0.0, 0.0, 1.0]]))[:2]
     inv = cv2.invertAffineTransform(fwd)
     roi = _roi(inv, size, h, w)
     if roi is None:
@@ -106,24 +129,72 @@ def _paste_one(out: np.ndarray, aligned: AlignedFace, restored: np.ndarray) -> N
     inv_roi = inv.copy()
     inv_roi[:, 2] -= (x0, y0)
     dsize = (x1 - x0, y1 - y0)
-    # cubic: sharper than bilinear when the face is enlarged; clipped below
-    warped = cv2.warpAffine(face.astype(np.float32), inv_roi, dsize, flags=cv2.INTER_CUBIC,
+    # cubic: sharper than bilinear when the face is enlarged
+    warped = cv2.warpAffine(content, inv_roi, dsize, flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)
-    mask, to_mask = blend_mask(aligned.matrix, (h, w))
     mask_inv = cv2.invertAffineTransform(to_mask)
     mask_inv[:, 2] -= (x0, y0)
     mask = cv2.warpAffine(mask, mask_inv, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     mask = np.clip(mask, 0.0, 1.0)[:, :, None]
     region = out[y0:y1, x0:x1]
-    region += mask * (np.clip(warped, 0.0, 255.0) - region)
+    if replace:  # cubic overshoot clipped to the valid range
+        region += mask * (np.clip(warped, 0.0, 255.0) - region)
+    else:
+        region += mask * warped
+
+
+def upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """The photo `scale` times larger, for the background around pasted faces. Lanczos (8x8
+    taps): the sharpest of OpenCV's classical filters, its slight ringing is clipped."""
+    if scale == 1:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
+
+
+SCALES = (1, 2, 4)
+# auto_scale's cap on the output: 8 MP (e.g. 3464 x 2309), a phone photo's size; beyond it
+# the result is slow to encode, send and view in a browser, and the faces that need x4
+# are those of small photos anyway.
+MAX_OUTPUT_PIXELS = 8_000_000
+# A face may come out up to 15 % short of 128 px rather than double the output's sides.
+_SCALE_SLACK = 0.85
+
+
+def auto_scale(aligned_faces: Sequence[AlignedFace], image_hw: tuple[int, int],
+               max_pixels: int = MAX_OUTPUT_PIXELS) -> int:
+    """Output scale in SCALES so that the largest face keeps its 128 px restored detail
+    (its frame spans >= ~128 output pixels), capped so that the output has at most
+    `max_pixels` pixels. 1 when there is no face, or when the photo alone is over the cap.
+    """
+    if not aligned_faces:
+        return 1
+    largest = max(a.face_size for a in aligned_faces)
+    h, w = image_hw
+    fitting = [s for s in SCALES if h * w * s * s <= max_pixels] or [1]
+    for s in fitting:
+        if largest * s >= _SCALE_SLACK * FRAME:
+            return s
+    return fitting[-1]
 
 
 def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
-               restored_faces: Sequence[np.ndarray]) -> np.ndarray:
-    """A copy of `image` with every restored face blended in at its place.
+               restored_faces: Sequence[np.ndarray], scale: int = 1,
+               keep_detail: bool = True) -> np.ndarray:
+    """A copy of `image`, `scale` times larger, with every restored face blended in.
 
-    restored_faces[i] is the 128x128x3 uint8 restoration of aligned_faces[i].
+    restored_faces[i] is the 128x128x3 uint8 restoration of aligned_faces[i], which must
+    have been aligned from this `image` (keep_detail reads the input's 128 px version from it).
+    scale (1, 2 or 4): the background is upscaled with a classical filter (upscale()) and
+    the faces pasted at the new scale, so a 30 px face shows its 128 px restoration
+    (auto_scale() picks one).
+    keep_detail: a face larger than the frame in the photo (face_size > 128) has detail the
+    128 px restoration cannot hold, so only the change the restoration made is pasted:
+    output = photo + warp(restored - aligned input). The restoration decides everything
+    the 128 px frame can represent; finer detail (above its Nyquist) is the photo's own, so
+    an undegraded face comes back as it went in instead of blurred. False: the restored
+    face replaces the photo's (upsampled), as for faces <= 128 px.
     Grey photos (three equal channels) stay grey: the restored faces are converted
     to luma before pasting, so a colourising model cannot tint an old print.
     """
@@ -131,14 +202,20 @@ def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
         raise ValueError(f"{len(aligned_faces)} aligned faces but {len(restored_faces)} restored")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError("expected an HxWx3 uint8 RGB image")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     grey = is_greyscale(image)
-    out = image.astype(np.float32)
+    out = upscale(image, scale).astype(np.float32)
     for aligned, restored in zip(aligned_faces, restored_faces):
         restored = np.asarray(restored)
         if restored.shape != (FRAME, FRAME, 3) or restored.dtype != np.uint8:
             raise ValueError(f"restored faces must be {FRAME}x{FRAME}x3 uint8, "
                              f"got {restored.dtype} {restored.shape}")
-        _paste_one(out, aligned, _to_grey(restored) if grey else restored)
+        face = (_to_grey(restored) if grey else restored).astype(np.float32)
+        replace = not (keep_detail and aligned.face_size > FRAME)
+        content = face if replace else face - aligned.image.astype(np.float32)
+        _paste_one(out, _scaled(aligned.matrix, scale), aligned.face_size * scale, content,
+                   replace)
     result = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     if grey:  # identical channels in, identical channels out (rounding included)
         result[..., 1] = result[..., 0]

@@ -1,0 +1,156 @@
+"""One detector pass: a working copy of the photo (resized, maybe rotated), one of dlib's two
+face detectors run on it, and the boxes mapped back to photo coordinates.
+
+- HOG (dlib's frontal face detector, built into dlib): an 80 px sliding window over an image
+  pyramid; 75-105 ms of CPU per megapixel of working copy here. Frontal faces, about
+  +-25 degrees of roll.
+- CNN (dlib's MMOD detector, `mmod_human_face_detector.dat`): finds turned, tilted and soft
+  faces HOG misses, at 6.5-7.3 s of CPU per megapixel here (~70x HOG; dlib-bin has no BLAS),
+  so detect.py only runs it on a small working copy. Its boxes are framed differently from HOG's (measured by
+  `tools/fit_template.py --cnn-boxes`) and are mapped to HOG framing here, because the
+  landmark predictor was trained on HOG boxes.
+
+The smallest face either detector finds is fixed in working-copy pixels (its window), so
+a pass at scale s finds faces down to WINDOW / s photo pixels: that is how detect.py trades
+time for small faces.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .models import cnn_detector, hog_detector
+
+__all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "CNN_TO_HOG", "working_copy",
+           "hog_pass", "cnn_pass", "iou", "merge_detections"]
+
+# Smallest face (box width, px of the working copy) each detector finds: HOG's window is
+# 80 px (on blurred, noisy, JPEG'd composites it finds ~70 % of faces of 80-96 px and few
+# under 64); the MMOD network finds ~30 % at 48-64 px and nearly all above 64, so ~55.
+HOG_MIN_FACE = 80.0
+CNN_MIN_FACE = 55.0
+
+# MMOD box -> HOG-like box, relative to the MMOD box side: HOG centre = CNN centre +
+# (dx, dy) * side, HOG side = scale * side. MMOD boxes sit ~6 % of their side higher (they
+# include more forehead, less chin). Measured on 594 face/scale pairs (300 UTKFace train
+# crops at ~180 and ~90 px) where both detectors found the face: dx, dy medians (IQR
+# 0.00..0.07, 0.01..0.08); scale the geometric mean (HOG sides come in x1.2 pyramid steps,
+# so the ratio is bimodal, 0.92 / 1.10). `python tools/fit_template.py --cnn-boxes 300`.
+CNN_TO_HOG = (0.021, 0.061, 0.989)
+
+
+@dataclass
+class Detection:
+    """A face box in photo coordinates, HOG framing, before landmarks."""
+
+    centre: tuple[float, float]  # box centre, pixel-centre coordinates
+    size: float  # side of the (square) box, photo pixels
+    score: float  # HOG: SVM margin; CNN: MMOD confidence (both: > 0 means face)
+    source: str  # "hog" or "cnn"
+    angle: float = 0.0  # the face stood upright in the photo rotated by this (degrees)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """Axis-aligned box edges (x0, y0, x1, y1) of the unrotated square."""
+        x, y, h = self.centre[0] + 0.5, self.centre[1] + 0.5, self.size / 2.0
+        return (x - h, y - h, x + h, y + h)
+
+
+def working_copy(image: np.ndarray, scale: float, angle: float = 0.0):
+    """(work, to_work): the photo resized by `scale` and rotated by `angle` degrees about its
+    centre (canvas grown so no corner is lost), and the 2x3 photo -> work matrix."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    sx, sy = size[0] / w, size[1] / h  # exact per-axis factors after rounding
+    # cv2.resize maps pixel centres as x' = (x + 0.5) * s - 0.5
+    to_work = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
+    if size == (w, h):
+        work = image
+    else:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        work = cv2.resize(image, size, interpolation=interp)
+    if angle == 0.0:
+        return np.ascontiguousarray(work), to_work
+    ww, wh = size
+    rot = cv2.getRotationMatrix2D(((ww - 1) / 2.0, (wh - 1) / 2.0), angle, 1.0)
+    cos, sin = abs(rot[0, 0]), abs(rot[0, 1])
+    nw, nh = int(np.ceil(ww * cos + wh * sin)), int(np.ceil(ww * sin + wh * cos))
+    rot[:, 2] += ((nw - ww) / 2.0, (nh - wh) / 2.0)
+    turned = cv2.warpAffine(work, rot, (nw, nh), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return turned, rot @ np.vstack([to_work, [0.0, 0.0, 1.0]])
+
+
+def _to_photo(to_work: np.ndarray, rects, scores, source: str, angle: float,
+              shift=(0.0, 0.0, 1.0)) -> list[Detection]:
+    to_photo = cv2.invertAffineTransform(to_work)
+    scale = float(np.sqrt(abs(np.linalg.det(to_work[:, :2]))))
+    dx, dy, ds = shift
+    out = []
+    for r, s in zip(rects, scores):
+        side = (r.right() - r.left() + 1 + r.bottom() - r.top() + 1) / 2.0
+        # centre in pixel-centre coordinates: rect edges are inclusive pixel indices
+        c = np.array([(r.left() + r.right()) / 2.0 + dx * side,
+                      (r.top() + r.bottom()) / 2.0 + dy * side])
+        p = to_photo[:, :2] @ c + to_photo[:, 2]
+        out.append(Detection((float(p[0]), float(p[1])), side * ds / scale, float(s), source, angle))
+    return out
+
+
+# dlib documents its object detectors as unsafe for concurrent use (the shape predictor
+# is fine), and the app may serve two uploads at once: runs are serialised.
+_hog_lock = threading.Lock()
+_cnn_lock = threading.Lock()
+
+
+def hog_pass(image: np.ndarray, scale: float, threshold: float = 0.0,
+             angle: float = 0.0) -> list[Detection]:
+    work, to_work = working_copy(image, scale, angle)
+    with _hog_lock:
+        rects, scores, _ = hog_detector().run(work, 0, threshold)
+    return _to_photo(to_work, rects, scores, "hog", angle)
+
+
+def cnn_pass(image: np.ndarray, scale: float, threshold: float = 0.0,
+             hog_framing: bool = True) -> list[Detection]:
+    """MMOD detections, boxes mapped to HOG framing (hog_framing=False: as MMOD frames them)."""
+    work, to_work = working_copy(image, scale)
+    with _cnn_lock:
+        found = cnn_detector()(work, 0)
+    found = [d for d in found if d.confidence >= threshold]
+    return _to_photo(to_work, [d.rect for d in found], [d.confidence for d in found],
+                     "cnn", 0.0, CNN_TO_HOG if hog_framing else (0.0, 0.0, 1.0))
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+# Two boxes of one face from different passes overlap by IoU ~0.6-0.9 (HOG at two scales,
+# HOG vs mapped CNN); neighbouring faces in a group photo by < 0.1.
+MERGE_IOU = 0.3
+
+
+def merge_detections(first: list[Detection], then: list[Detection],
+                     min_iou: float = MERGE_IOU) -> list[Detection]:
+    """`first` plus every detection of `then` that overlaps none of them (one face, one box).
+
+    The earlier pass wins: passes run in order of how well their boxes suit the landmark
+    predictor (upright HOG, upsampled HOG, rotated HOG, CNN), not of their scores, which
+    are not comparable across detectors.
+    """
+    out = list(first)
+    for d in then:
+        if all(iou(d.box, k.box) < min_iou for k in out):
+            out.append(d)
+    return out
