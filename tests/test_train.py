@@ -1,40 +1,18 @@
 import argparse
 import json
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from diffbfr.train import diffbfr as train
 from diffbfr.train import loop
 from diffbfr.train.__main__ import main as train_cli
-from diffbfr.train.data import PACK_FORMAT, PackDataset, write_pack_file
+from diffbfr.train.data import PackDataset
 from diffbfr.diffusion.unet import TINY_OVERRIDES, build
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: one thread is fastest, and on a shared 2-core machine two threads
-    spin against other work (10x slower measured). Restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def pack(tmp_path_factory):
-    """A synthetic 8-face pack in the real pack format (no dataset needed): 4 train, 4 held out."""
-    rng = np.random.default_rng(0)
-    names, blobs = [], []
-    for i in range(8):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8), (9, 9), 3)
-        names.append(f"face{i}.jpg")
-        blobs.append(cv2.imencode(".jpg", img)[1].tobytes())
-    path = tmp_path_factory.mktemp("pack") / "pack.tar"
-    write_pack_file(path, {"format": PACK_FORMAT, "names": names, "sharpness": [50.0] * 8, "size": 128}, blobs)
-    return path
 
 
 def run_args(pack, tmp, *extra):

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import torch
 
-from .base import INPUT, MANIFEST, Method, Model, Stage, read_manifest
+from .base import INPUT, MANIFEST, Method, Model, SimpleControl, Stage, read_manifest
 from .diffbfr import DIFFBFR, DiffBFRSettings
+from .panini import PANINI
 
 METHODS: dict[str, Method] = {
     DIFFBFR.name: DIFFBFR,
+    PANINI.name: PANINI,
 }
 
-__all__ = ["INPUT", "MANIFEST", "METHODS", "Method", "Model", "Stage", "DiffBFRSettings",
+__all__ = ["INPUT", "MANIFEST", "METHODS", "Method", "Model", "SimpleControl", "Stage", "DiffBFRSettings",
            "get", "load", "resolve_weights", "tiny", "weights_folders"]
 
 

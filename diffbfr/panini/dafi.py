@@ -100,7 +100,7 @@ class PaniniNet(nn.Module):
         _check(cfg)
         if dre is None:
             raise ValueError("PaniniNet needs a degradation encoder module (N x 3 x H x W -> N x dre_dim)")
-        if getattr(dre, "out_dim", cfg.dre_dim) != cfg.dre_dim:
+        if dre.out_dim != cfg.dre_dim:
             raise ValueError(f"DRE gives {dre.out_dim}-d vectors, config expects {cfg.dre_dim}")
         self.dre = dre
         self.encoder = Encoder(cfg.encoder)

@@ -6,9 +6,11 @@ several names, as diffbfr.py does for its three networks). Register new ones in 
 import sys
 
 from . import diffbfr as diffbfr_trainer
+from . import dre as dre_trainer, panini as panini_trainer
 from .loop import InitError
 
 TRAINERS = {name: diffbfr_trainer.main for name in diffbfr_trainer.NETS}
+TRAINERS.update({**dict.fromkeys(panini_trainer.NAMES, panini_trainer.main), dre_trainer.NAME: dre_trainer.main})
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,201 @@
+"""Panini-Net as a method: one stage, one network evaluation.
+
+The LQ face goes through the degradation encoder (DRE: how is this face damaged?), the LQ
+encoder (its features at 4..64 px and the generator's W+ latents) and the GAN prior, whose
+feature map at 4, 8, 16, 32 and 64 px is replaced by a DAFI blend of prior and input features,
+channel by channel. The generator's noise is the constant map saved with it, so restoration
+is deterministic: no seed, no sampling steps.
+
+`prior_shift` is the knob that falls out of DAFI: it is added to the prior's logit before the
+two-way softmax, so each channel's share of the prior becomes sigmoid(l_gan - l_enc + shift):
+0 = what the network learned for this degradation, large positive = all prior (invented
+detail), large negative = all input (fidelity).
+
+Weights: one file per part (PARTS), each well under 16 MiB in fp16. `dafi.json` carries the
+assembly config (PaniniConfig + the DRE's config) that says how the parts fit together.
+`assemble(parts)` builds one PaniniNet whose submodules ARE the loaded parts (no copy);
+`split(net)` is its inverse (what the trainer exports). The stage function needs that
+PaniniNet: it is built once per Model and kept in a module-level WeakKeyDictionary keyed by
+the Model object itself (not by id(), which Python reuses), so it lives exactly as long as the
+Model and the Model class needs no method-specific attribute.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_into, read_config
+from ..frame import to_batch, to_images
+from ..panini.dafi import TINY_PANINI, DAFIBlock, PaniniConfig, PaniniNet
+from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig, load_dre
+from ..panini.encoder import Encoder, EncoderConfig
+from ..panini.prior import Generator, GeneratorConfig
+from ..settings import knob
+from .base import INPUT, Method, Model, SimpleControl, Stage
+
+PARTS = ("generator", "encoder", "dafi", "dre")
+SHIFT_LIMIT = 10.0  # +-10 overrides a learned logit gap of up to +-5 to within 1 % (sigmoid(5) = 0.993)
+
+
+@dataclass(frozen=True)
+class PaniniSettings:
+    prior_shift: float = knob(0.0, -SHIFT_LIMIT, SHIFT_LIMIT, 0.5, "Prior strength",
+                              "How much of each feature the network takes from its learned face prior "
+                              "instead of from your photo. 0 = as trained for this kind of damage; higher "
+                              "= more invented detail (a cleaner but more generic face); lower = closer "
+                              "to your photo, defects included.", advanced=False)
+
+    @property
+    def seed(self) -> int:
+        """The photo path seeds each face from `settings.seed`; Panini-Net draws nothing random,
+        so this is a constant and not a knob (a slider that changes nothing would mislead)."""
+        return 0
+
+
+class DAFIBlocks(nn.Module):
+    """The `dafi` part: PaniniNet's DAFI blocks, with the configs that wire the four parts."""
+
+    def __init__(self, config: PaniniConfig, dre_config: DREConfig, blocks: nn.ModuleDict | None = None):
+        super().__init__()
+        self.config, self.dre_config = config, dre_config
+        self.blocks = blocks if blocks is not None else nn.ModuleDict(
+            {str(r): DAFIBlock(config.generator.channels_at(r), config.dre_dim, config.dafi_hidden)
+             for r in config.dafi_resolutions})
+
+
+
+def assembly_config(config: PaniniConfig, dre_config: DREConfig) -> dict:
+    """What dafi.json holds (and the restoration trainer's config): the PaniniConfig plus the
+    DRE's config under "dre" (PaniniConfig.from_dict ignores that key)."""
+    return {**config.to_dict(), "dre": dre_config.to_dict()}
+
+
+def split(net: PaniniNet) -> dict[str, tuple[nn.Module, dict]]:
+    """part name -> (module sharing the net's tensors, the config stored beside its file)."""
+    if not isinstance(net.dre, DRE):
+        raise TypeError(f"a shipped PaniniNet has a diffbfr.panini.dre.DRE, not {type(net.dre).__name__}")
+    cfg = net.config
+    dafi = DAFIBlocks(cfg, net.dre.config, net.dafi)
+    return {"generator": (net.generator, cfg.generator.to_dict()), "encoder": (net.encoder, cfg.encoder.to_dict()),
+            "dafi": (dafi, assembly_config(cfg, net.dre.config)), "dre": (net.dre, net.dre.config.to_dict())}
+
+
+def assemble(parts: dict[str, nn.Module]) -> PaniniNet:
+    """One PaniniNet made of the given parts (their tensors, not copies), in eval mode."""
+    gen, enc, dafi, dre = (parts[name] for name in PARTS)
+    if not (isinstance(gen, Generator) and isinstance(enc, Encoder) and isinstance(dafi, DAFIBlocks)
+            and isinstance(dre, DRE)):
+        raise TypeError("Panini-Net parts must be a Generator, an Encoder, DAFIBlocks and a DRE")
+    cfg = dafi.config
+    for name, have, want in (("generator", gen.config, cfg.generator), ("encoder", enc.config, cfg.encoder),
+                             ("dre", dre.config, dafi.dre_config)):
+        if have != want:
+            raise ValueError(f"the {name} part does not fit the DAFI blocks: it has {have}, dafi.json expects {want}")
+    # PaniniNet builds its own encoder and generator; they are replaced by the parts at once
+    # (a one-off ~0.2 s at full size: why the result is kept per Model, see run_panini)
+    net = PaniniNet(cfg, dre)
+    net.generator, net.encoder, net.dafi = gen, enc, dafi.blocks
+    return net.eval()
+
+
+_ASSEMBLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Model -> (parts, PaniniNet)
+
+
+def panini_net(model: Model) -> PaniniNet:
+    """The model's parts as one PaniniNet, assembled on first use and again only if its
+    networks were swapped."""
+    parts = tuple(model.nets[name] for name in PARTS)
+    hit = _ASSEMBLED.get(model)
+    if hit is None or any(a is not b for a, b in zip(hit[0], parts)):
+        hit = _ASSEMBLED[model] = (parts, assemble(model.nets))
+    return hit[1]
+
+
+def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
+    """Per face: {"4": mean share of the prior over that level's channels, ...} (JSON keys)."""
+    means = {str(r): m.detach().float().mean(1).tolist() for r, m in sorted(masks.items())}
+    n = len(next(iter(means.values()))) if means else 0
+    return [{r: round(v[k], 4) for r, v in means.items()} for k in range(n)]
+
+
+def run_panini(model: Model, inputs: dict, s: PaniniSettings, seeds, callback=None):
+    """LQ faces -> restored faces, and per face {"prior_share": {level px: mean DAFI prior share}}."""
+    net = panini_net(model)
+    lq = to_batch(inputs[INPUT], model.device)
+    with torch.autocast(model.device.type, dtype=torch.float16, enabled=model.autocast):
+        out = net(lq, prior_shift=float(s.prior_shift), noise_mode="const")
+    image = out["image"].float()
+    if callback is not None:  # the samplers' per-step hook, called once: progress reads "step 1/1"
+        callback({"x": image, "i": 0, "t": 0.0, "denoised": image})
+    return to_images(image), [{"prior_share": shares} for shares in prior_shares(out["masks"])]
+
+
+def load_network(path: Path) -> nn.Module:
+    """One part, named by its file (generator / encoder / dafi / dre .safetensors), float32, eval."""
+    path = Path(path)
+    if path.stem not in PARTS:
+        raise ValueError(f"{path}: not a Panini-Net part (expected one of {', '.join(PARTS)})")
+    if path.stem == "dre":
+        return load_dre(path)
+    config, _ = read_config(path)
+    if path.stem == "generator":
+        module: nn.Module = Generator(GeneratorConfig.from_dict(config))
+    elif path.stem == "encoder":
+        module = Encoder(EncoderConfig.from_dict(config))
+    else:
+        module = DAFIBlocks(PaniniConfig.from_dict(config), DREConfig.from_dict(config["dre"]))
+    return load_into(module, path)
+
+
+def tiny_networks(seed: int) -> dict[str, nn.Module]:
+    torch.manual_seed(seed)
+    net = PaniniNet(TINY_PANINI, DRE(TINY_DRE))
+    with torch.no_grad():
+        # untrained DAFI MLPs and W+ head are zero (all shares 0.5, the average face): random
+        # ones make the prior shares and the output depend on the input, as trained ones do
+        for block in net.dafi.values():
+            nn.init.normal_(block.mlp[-1].weight, std=0.5)
+            nn.init.normal_(block.mlp[-1].bias, std=0.5)
+        nn.init.normal_(net.encoder.head[-1].weight, std=0.02)
+    return {name: module for name, (module, _) in split(net).items()}
+
+
+def face_share_summary(info: dict) -> str:
+    """'share from the face prior: 4 px 71 % · 8 px 64 % · ...' for one face (the stage's describe)."""
+    shares = info.get("prior_share", {})
+    levels = " · ".join(f"{r} px {100 * v:.0f} %" for r, v in sorted(shares.items(), key=lambda kv: int(kv[0])))
+    return f"share taken from the learned face prior (0 % = from your photo): {levels}"
+
+
+def prior_to_detail(position: float) -> dict:
+    """0-100 -> prior_shift linearly over its whole range; 50 = as trained."""
+    d = min(max(float(position), 0.0), 100.0) / 100.0
+    return {"prior_shift": round(SHIFT_LIMIT * (2 * d - 1), 2)}
+
+
+PANINI = Method(
+    name="panini",
+    title="Panini-Net",
+    settings=PaniniSettings,
+    stages=(
+        Stage("panini", "Panini-Net", (INPUT,), ("prior_shift",), run_panini, lambda s: 1,
+              "one pass: GAN face prior and LQ features blended per channel by the degradation",
+              describe=face_share_summary),
+    ),
+    networks=PARTS,
+    load_network=load_network,
+    tiny_networks=tiny_networks,
+    description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "
+                "encoder reads the low-quality photo. At every scale from 4 to 64 px the two are "
+                "mixed feature by feature, and how much comes from the prior depends on how damaged "
+                "the photo looks (a degradation encoder decides): a mildly blurred face is mostly "
+                "kept, a ruined one mostly redrawn. One pass, no randomness.",
+    simple=SimpleControl("Fidelity ↔ detail",
+                         "Left: keep what is in your photo, defects included. Right: let the face prior "
+                         "redraw more (cleaner, more generic). The middle is what the network learned.",
+                         50.0, prior_to_detail),
+)

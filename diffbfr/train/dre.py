@@ -1,0 +1,305 @@
+"""Pretrain Panini-Net's degradation representation encoder (DRE) by contrast:
+    python -m diffbfr.train.dre --minutes 30 --threads 2 --init-from scratch   (or: python -m diffbfr.train dre ...)
+
+Reads top to bottom: arguments -> faces (UTKFace train split, or a pack) split into train /
+held-out -> MoCo (query DRE + head, momentum key copy, queue) and Adam -> initialisation
+(--init-from scratch | resume | PATH) -> loop with warm-up, momentum update, wall-clock budget,
+held-out validation, resume saves -> export of the *query* encoder without its head.
+
+Positive pair (Panini-Net's variant of DASR): two DIFFERENT faces degraded with the SAME draw
+of degrade.sample_params; the negatives are the queue's keys (other draws, other faces).  A
+face is never its own positive, so the only thing a query can match on is the degradation.
+The two faces get *independent noise realisations* (the same noise kind, level and colour,
+a different noise_seed): the realisation is not part of the degradation (two photos from one
+camera never share it), and a shared Gaussian noise field is pixel-identical in both images,
+a fingerprint the encoder could match instead of learning the noise level.
+Each face is degraded whole at 128 px (down-sampling, blur borders and JPEG see the frame they
+see at inference), then a random crop (--crop, 48 px) is cut at a multiple of 16 px, so JPEG's
+8 px luma blocks and 16 px chroma blocks line up with the crop as they do with a whole face.
+Crops are for CPU speed (DASR trains on patches too); the global pool lets the DRE take whole
+128 px faces at inference, and validation measures it on whole faces.
+
+Momentum and queue: the queue must hold keys of (nearly) one encoder, i.e. span fewer steps
+(queue / batch) than the key encoder's time constant 1 / (1 - momentum).  MoCo's defaults
+(0.999, 8192 keys) do at large batches but learn slowly in a short run; the shipped CPU run used
+--momentum 0.99 --queue 1024 (64 steps of batch 16 against a time constant of 100 steps).
+
+Validation: the held-out faces (loop.holdout) in fixed pairs with fixed degradations (VAL_SEED),
+whole 128 px faces, eval mode: val_top1 = how often a query's nearest DRE vector (cosine) among
+all held-out keys is its positive (chance 1 / pairs), and val_loss = in-batch InfoNCE of the head.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..frame import FRAME, to_batch
+from ..panini.dre import TINY, DREConfig, MoCo
+from .data import PackDataset, iter_faces
+from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
+from .loop import (Clock, Validator, add_run_args, device_name, export, holdout, init_from, log, lr_at,
+                   save_state, set_lr, setup_device, usage)
+
+NAME = "dre"
+CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)
+VAL_SEED = 20240601   # fixed: the validation pairs do not move with --seed
+VAL_PAIRS = 48
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", choices=[NAME], default=NAME, help=argparse.SUPPRESS)
+    p.add_argument("--pack", default=None, help="training pack (default: read the UTKFace train split directly)")
+    p.add_argument("--data-dir", default=None, help="default: $DIFFBFR_DATA or ../shared/data")
+    p.add_argument("--limit", type=int, default=5000, help="faces read from the train split (0: all)")
+    p.add_argument("--min-sharpness", type=float, default=30.0,
+                   help="skip soft train faces: a face that is blurry before we degrade it blurs the label")
+    p.add_argument("--crop", type=int, default=48, help="training crop side, cut from the degraded 128 px face")
+    p.add_argument("--queue", type=int, default=8192, help="negatives kept in the MoCo queue")
+    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument("--share-noise", action="store_true", help="both faces of a pair get the same noise realisation")
+    p.add_argument("--tiny", action="store_true", help="the TINY DRE (tests and dry runs)")
+    p.add_argument("--momentum", type=float, default=0.999,
+                   help="MoCo momentum of the key encoder (constant, no warm-up: see MoCo.momentum_step)")
+    # --ema is unused: the key encoder is the momentum copy, and the query encoder is shipped
+    add_run_args(p, batch=16, lr=1e-3, minutes=30.0, ema=0.999, warmup=100, export="weights/panini")
+    p.set_defaults(val_every=250, log_every=20)
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- data
+def load_faces(args) -> tuple[list[str], np.ndarray]:
+    """(names, N x 128 x 128 x 3 uint8): the pack, or the train split read from the shards."""
+    if args.pack:
+        pack = PackDataset(args.pack, size=FRAME, hflip=False)
+        return list(pack.names), np.stack([pack[i] for i in range(len(pack))])
+    names, faces = [], []
+    for name, face in iter_faces("train", args.data_dir, args.min_sharpness, args.limit or None, size=FRAME):
+        names.append(name)
+        faces.append(face)
+    return names, np.stack(faces)
+
+
+def crop_at(rng: np.random.Generator, img: np.ndarray, crop: int, grid: int = CROP_GRID) -> np.ndarray:
+    """A crop x crop window whose top-left corner lies on the grid (the whole image if crop >= side)."""
+    side = img.shape[0]
+    if crop >= side:
+        return img
+    y, x = (int(rng.integers((side - crop) // grid + 1)) * grid for _ in range(2))
+    return img[y:y + crop, x:x + crop]
+
+
+@dataclass
+class Pair:
+    query: np.ndarray                    # degraded crop of face i
+    key: np.ndarray                      # degraded crop of face j (j != i)
+    faces: tuple[int, int]               # (i, j): indices into the sampler's face array
+    params: tuple[DegradeParams, DegradeParams]
+
+
+class PairSampler:
+    """Positive pairs: one degradation draw applied to two different faces (see module docstring).
+
+    ``indices``: the faces it may use (the training slice); ``crop`` None keeps whole faces.
+    """
+
+    def __init__(self, faces: np.ndarray, indices: Sequence[int] | None = None, crop: int | None = 48,
+                 ranges: DegradeRanges = DEFAULT_RANGES, share_noise: bool = False, hflip: bool = True):
+        self.faces = faces
+        self.indices = np.arange(len(faces)) if indices is None else np.asarray(indices)
+        if len(self.indices) < 2:
+            raise ValueError("a positive pair needs at least two different faces")
+        self.crop, self.ranges, self.share_noise, self.hflip = crop, ranges, share_noise, hflip
+
+    def _view(self, i: int, p: DegradeParams, rng: np.random.Generator) -> np.ndarray:
+        face = self.faces[i]
+        if self.hflip and rng.random() < 0.5:
+            face = face[:, ::-1]  # flip the clean face: the drawn blur angle stays as drawn
+        lq = apply_params(np.ascontiguousarray(face), p)
+        return lq if self.crop is None else crop_at(rng, lq, self.crop)
+
+    def pair(self, rng: np.random.Generator) -> Pair:
+        i, j = (int(v) for v in rng.choice(self.indices, size=2, replace=False))
+        pq = sample_params(rng, self.ranges)
+        pk = pq if self.share_noise else dataclasses.replace(pq, noise_seed=int(rng.integers(0, 2**31 - 1)))
+        return Pair(self._view(i, pq, rng), self._view(j, pk, rng), (i, j), (pq, pk))
+
+    def batch(self, n: int, rng: np.random.Generator) -> dict:
+        """{"query", "key": float n x 3 x c x c in [-1, 1], "faces": long n x 2, "pairs": [Pair]}."""
+        pairs = [self.pair(rng) for _ in range(n)]
+        return {"query": to_batch([p.query for p in pairs]), "key": to_batch([p.key for p in pairs]),
+                "faces": torch.tensor([p.faces for p in pairs]), "pairs": pairs}
+
+
+class PairBatches(torch.utils.data.IterableDataset):
+    """Endless batches; batch ``step`` is drawn from default_rng([seed, step]) alone, so a resumed
+    run continues the same stream and DataLoader workers (round-robin over steps) keep the order."""
+
+    def __init__(self, sampler: PairSampler, batch: int, seed: int, start_step: int):
+        self.sampler, self.batch, self.seed, self.start_step = sampler, batch, seed, start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        step = self.start_step + wid
+        while True:
+            b = self.sampler.batch(self.batch, np.random.default_rng([self.seed, step]))
+            yield {"query": b["query"], "key": b["key"]}
+            step += nw
+
+
+# ---------------------------------------------------------------- one step, validation
+def train_step(moco: MoCo, opt: torch.optim.Optimizer, xq: torch.Tensor, xk: torch.Tensor,
+               bf16: bool = False) -> dict:
+    """Momentum update of the key side, InfoNCE, one optimizer step.  Also returns top1 (the
+    positive beats the whole queue) and q_sim, the mean cosine between the batch's queries:
+    near 1 means every face maps to one vector (collapse), whatever the loss says."""
+    moco.momentum_step()
+    with torch.autocast(xq.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = moco(xq, xk)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    opt.step()
+    with torch.no_grad():
+        q, n = out["q"], len(out["q"])
+        q_sim = ((q @ q.T).sum() - n) / max(n * (n - 1), 1)
+        top1 = (out["logits"].argmax(1) == 0).float().mean()
+    return {"loss": out["loss"].detach(), "top1": top1, "q_sim": q_sim}
+
+
+def val_set(faces: np.ndarray, val_idx: Sequence[int], pairs: int = VAL_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed held-out pairs (faces val_idx[2m], val_idx[2m+1]), whole 128 px, VAL_SEED degradations."""
+    idx = list(val_idx)[:2 * pairs]
+    rng = np.random.default_rng(VAL_SEED)
+    q, k = [], []
+    for a, b in zip(idx[0::2], idx[1::2]):
+        p = sample_params(rng)
+        q.append(apply_params(faces[a], p))
+        k.append(apply_params(faces[b], dataclasses.replace(p, noise_seed=p.noise_seed + 1)))
+    return to_batch(q), to_batch(k)
+
+
+@torch.no_grad()
+def val_metrics(moco: MoCo, xq: torch.Tensor, xk: torch.Tensor, device: torch.device, bf16: bool = False) -> dict:
+    enc, head = moco.encoder_q, moco.head_q
+    modes = (enc.training, head.training)
+    enc.eval(), head.eval()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        fq, fk = enc(xq.to(device)).float(), enc(xk.to(device)).float()
+        hq, hk = F.normalize(head(fq).float(), dim=1), F.normalize(head(fk).float(), dim=1)
+    enc.train(modes[0]), head.train(modes[1])
+    sim = F.normalize(fq, dim=1) @ F.normalize(fk, dim=1).T
+    labels = torch.arange(len(xq), device=device)
+    return {"val_top1": (sim.argmax(1) == labels).float().mean().item(),
+            "val_loss": F.cross_entropy(hq @ hk.T / moco.temperature, labels).item()}
+
+
+# ---------------------------------------------------------------- main
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = setup_device(args)
+    cuda = device.type == "cuda"
+    run_dir = Path(args.run_dir or f"runs/{NAME}")
+
+    # data: every face in memory (5,000 x 48 KiB); a fixed held-out slice never trained on
+    names, faces = load_faces(args)
+    train_idx, val_idx = holdout(names)
+    val_q, val_k = val_set(faces, val_idx)
+    sampler = PairSampler(faces, train_idx, args.crop, share_noise=args.share_noise)
+    log(f"{len(train_idx)} training faces, {len(val_idx)} held out ({len(val_q)} validation pairs)")
+
+    # model and optimizer: only the query side learns; the key side follows by momentum
+    torch.manual_seed(args.seed)
+    cfg = TINY if args.tiny else DREConfig()
+    config = cfg.to_dict()
+    moco = MoCo(cfg, queue_size=args.queue, momentum=args.momentum, temperature=args.temperature)
+    opt = torch.optim.Adam(moco.query_parameters(), lr=args.lr)
+    parts = moco.parts()
+    step, start = init_from(args, run_dir, parts, {"opt": opt}, config, warm_start=("encoder_q", "encoder_k"))
+    log(f"{NAME}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
+        f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
+    moco.to(device)
+    if cuda:
+        moco.to(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in moco.encoder_q.parameters())
+
+    loader = torch.utils.data.DataLoader(PairBatches(sampler, args.batch, args.seed, step), batch_size=None,
+                                         num_workers=args.workers, persistent_workers=args.workers > 0,
+                                         pin_memory=cuda)
+    validator = Validator(args.val_every, lambda: val_metrics(moco, val_q, val_k, device, bf16=cuda))
+    validator.history = list(start.get("val_history", []))
+    history = list(start.get("history", []))
+    max_steps = args.max_steps if args.max_steps is not None else float("inf")
+    log(f"{NAME}: {params / 1e6:.3f} M params (query encoder), batch {args.batch} pairs of {args.crop} px crops, "
+        f"queue {args.queue}, device {device_name(device)}, lr {args.lr} warm-up {args.warmup}")
+
+    def run_meta(final: bool) -> dict:
+        wall = clock.elapsed
+        meta = {
+            "model": NAME, "config": config, "steps": step, "total_steps": start["prior_steps"] + step,
+            "batch": args.batch, "crop": args.crop, "queue": args.queue, "temperature": args.temperature,
+            "momentum": args.momentum, "share_noise": args.share_noise, "device": device_name(device),
+            "wall_minutes_this_run": round(wall / 60, 3), "pairs_per_s_this_run": round(seen / max(wall, 1e-9), 2),
+            "train_loss_ema": loss_avg, "train_top1_ema": top1_avg, "train_q_sim_ema": sim_avg, **validator.last,
+            "val_pairs": len(val_q), "val_faces": len(val_idx), "train_faces": len(train_idx),
+            "data": str(args.pack or f"utkface train, min_sharpness {args.min_sharpness}, limit {args.limit}"),
+            "params": params, "lr_last": lr, "init_from": start["init_from"], "prior_steps": start["prior_steps"],
+            **usage(start, wall, device), "val_history": validator.history,
+        }
+        return meta if final else {**meta, "history": history}
+
+    # loop
+    clock = Clock(args.minutes, args.save_every_min)
+    data = iter(loader)  # endless; the budget or --max-steps ends training
+    loss_avg = top1_avg = sim_avg = None
+    seen, lr, window_t, window_n = 0, lr_at(step, args), clock.elapsed, 0
+    while step < max_steps and not clock.out_of_time():
+        b = next(data)
+        xq, xk = b["query"].to(device, non_blocking=True), b["key"].to(device, non_blocking=True)
+        if cuda:
+            xq, xk = (x.contiguous(memory_format=torch.channels_last) for x in (xq, xk))
+        lr = lr_at(step, args)
+        set_lr(opt, lr)
+        out = train_step(moco, opt, xq, xk, bf16=cuda)
+        step += 1
+        loss, top1, q_sim = out["loss"].item(), out["top1"].item(), out["q_sim"].item()
+        loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
+        top1_avg = top1 if top1_avg is None else 0.95 * top1_avg + 0.05 * top1
+        sim_avg = q_sim if sim_avg is None else 0.95 * sim_avg + 0.05 * q_sim
+        seen += len(xq)
+        window_n += len(xq)
+        if step % args.log_every == 0:
+            pps = window_n / max(clock.elapsed - window_t, 1e-9)
+            window_t, window_n = clock.elapsed, 0
+            history.append({"step": step, "loss": round(loss_avg, 4), "top1": round(top1_avg, 4),
+                            "q_sim": round(sim_avg, 4), "lr": lr, "pairs_per_s": round(pps, 2)})
+            log(f"step {step} loss {loss_avg:.4f} top1 {top1_avg:.3f} q_sim {sim_avg:.3f} lr {lr:.2e} "
+                f"{pps:.1f} pairs/s {clock.elapsed / 60:.1f} min")
+        if validator.due(step):
+            v = validator(step)
+            log(f"step {step} val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}")
+        if clock.save_due():
+            save_state(run_dir, step, parts, {"opt": opt}, {**run_meta(False), "args": vars(args)})
+
+    # the end: final validation, resume state, the query encoder (no head) as the shipped DRE
+    if not validator.history or validator.history[-1]["step"] != step:
+        v = validator(step)
+        log(f"step {step} val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}")
+    meta = run_meta(True)
+    save_state(run_dir, step, parts, {"opt": opt}, {**meta, "history": history, "args": vars(args)})
+    out = export(moco.encoder_q.cpu(), Path(args.export) / f"{NAME}.safetensors", config, args, meta)
+    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
+    log(f"exported the query encoder to {out}")
+    return meta
+
+
+if __name__ == "__main__":
+    main()

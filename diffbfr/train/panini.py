@@ -1,0 +1,412 @@
+"""Train Panini-Net in two stages:
+    python -m diffbfr.train panini-prior   --pack packs/gpu128.tar --init-from scratch
+    python -m diffbfr.train panini-restore --pack packs/gpu128.tar --init-from scratch \\
+        --prior runs/panini-prior/export/generator.safetensors --dre weights/panini/dre.safetensors
+
+panini-prior: the GAN prior alone, unconditional, on the pack's clean faces: StyleGAN2's
+non-saturating loss, lazy R1 on reals every 16 D steps (gamma 0.1: StyleGAN2-ADA's heuristic
+0.0002 * 128^2 / batch at batch 32), style mixing, an EMA of G (what is exported) whose w_avg
+is tracked by G's mapping. Exports generator.safetensors (EMA) and discriminator.safetensors.
+
+panini-restore: the whole PaniniNet on (HQ, LQ) pairs, LQ from degrade.random_degrade:
+  L1 (1) + non-saturating adversarial (1e-2, against the prior's discriminator, fine-tuned)
+  + discriminator feature matching (0.1), standing in for the paper's VGG perceptual loss
+    (no VGG weights offline): like VGG, distances between deep features, at every scale, but of
+    a network trained on faces; weight 0.1 keeps pix2pixHD's 10:1 ratio to the adversarial term.
+The generator starts from the trained prior, the DRE from the contrastive DRE, and both are
+fine-tuned with the encoder and DAFI blocks (--freeze-dre keeps the DRE fixed). Exports the EMA
+of the whole net as the method's four parts (methods/panini.py: split) + the discriminator.
+
+Validation on held-out faces (loop.holdout), fixed seeds. prior: D's mean logit on held-out
+reals, on as many training reals (a gap = D memorising) and on EMA samples of fixed latents.
+restore: L1, PSNR and mean DAFI prior share per level of degrade.fixed_degrade (val_loss: L1).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import load_into, read_config
+from ..frame import FRAME, resize_square, to_batch, to_images, to_tensor
+from ..imageio import save_png, stage_strip
+from ..methods.panini import assembly_config, split
+from ..panini.dafi import TINY_PANINI, PaniniConfig, PaniniNet
+from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig
+from ..panini.prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
+                            Generator, GeneratorConfig, d_logistic_loss, feature_matching_loss,
+                            g_nonsaturating_loss, r1_penalty)
+from .data import PackDataset
+from .degrade import LEVELS, fixed_degrade, random_degrade
+from .loop import (STATE_JSON, Clock, InitError, Meter, Validator, add_run_args, device_name, ema_update, export,
+                   holdout, init_from, log, lr_at, save_state, set_lr, setup_device, usage)
+
+PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
+VAL_SEED = 20240601     # fixed: validation does not move with --seed
+VAL_FACES = 64          # at most this many held-out faces (validation runs every --val-every steps)
+DEFAULTS = {PRIOR: dict(batch=32, lr=2e-3, warmup=0), RESTORE: dict(batch=16, lr=2e-4, warmup=200)}
+BETAS = {PRIOR: (0.0, 0.99), RESTORE: (0.9, 0.99)}  # StyleGAN2 / GFPGAN
+
+
+def parse_args(argv=None):
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("stage", choices=NAMES)
+    stage = pre.parse_known_args(argv)[0].stage
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=NAMES)
+    p.add_argument("--pack", required=True, help="training pack (python -m diffbfr.train.data pack)")
+    p.add_argument("--tiny", action="store_true", help="tiny networks (tests and dry runs)")
+    p.add_argument("--r1-gamma", type=float, default=0.1, help="R1 weight (lazy, every 16 D steps)")
+    p.add_argument("--mixing", type=float, default=0.9, help="prior: style-mixing probability")
+    p.add_argument("--prior", default=None, help="restore, --init-from scratch: the prior's generator.safetensors "
+                   "(its discriminator.safetensors beside it is fine-tuned too), or 'random'")
+    p.add_argument("--dre", default="weights/panini/dre.safetensors",
+                   help="restore, --init-from scratch: the pretrained DRE, or 'random'")
+    p.add_argument("--freeze-dre", action="store_true", help="restore: keep the DRE fixed")
+    p.add_argument("--w-l1", type=float, default=1.0)
+    p.add_argument("--w-adv", type=float, default=1e-2)
+    p.add_argument("--w-fm", type=float, default=0.1, help="discriminator feature matching")
+    add_run_args(p, **DEFAULTS[stage], minutes=10.0, ema=0.999, export=f"runs/{stage}/export")
+    p.set_defaults(val_every=250)
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- data
+class Faces(torch.utils.data.Dataset):
+    """(HQ, LQ) from the pack faces in `indices`, CHW in [-1, 1]: a random flip and a fresh
+    random_degrade on every pass (prior: LQ is empty)."""
+
+    def __init__(self, pack: PackDataset, indices, seed: int, pairs: bool):
+        self.pack, self.indices, self.seed, self.pairs = pack, list(indices), seed, pairs
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, j):
+        i = self.indices[j]
+        rng = np.random.default_rng([self.seed, i, int(torch.randint(2**31 - 1, (1,)))])
+        hq = resize_square(self.pack[i], FRAME)
+        if rng.random() < 0.5:
+            hq = np.ascontiguousarray(hq[:, ::-1])
+        lq = to_tensor(random_degrade(hq, rng))[0] if self.pairs else torch.zeros(0, FRAME, FRAME)
+        return to_tensor(hq)[0], lq
+
+
+def batches(loader):
+    while True:  # epochs run into each other; the budget or --max-steps ends training
+        yield from loader
+
+
+def autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+# ---------------------------------------------------------------- steps
+def d_step(d, d_opt, real, fake, step: int, gamma: float, bf16: bool) -> dict:
+    """Logistic D loss on real vs (detached) fake; every R1_INTERVAL steps plus lazy R1 on the
+    reals, weighted gamma / 2 * R1_INTERVAL, in float32 (a double backward)."""
+    d.requires_grad_(True)
+    with autocast(real.device, bf16):
+        loss = d_logistic_loss(d(real), d(fake.detach()))
+    total, out = loss, {"d_loss": loss.detach()}
+    if gamma > 0 and step % R1_INTERVAL == 0:
+        r1 = r1_penalty(d, real.float())
+        total, out["r1"] = loss + r1 * (gamma / 2 * R1_INTERVAL), r1.detach()
+    d_opt.zero_grad(set_to_none=True)
+    total.backward()
+    d_opt.step()
+    d.requires_grad_(False)  # the G step only needs gradients through D, not for it
+    return out
+
+
+def prior_step(g, d, g_opt, d_opt, real, step: int, args, bf16: bool) -> dict:
+    z = torch.randn(real.shape[0], g.z_dim, device=real.device)
+    with torch.no_grad(), autocast(real.device, bf16):
+        fake = g(z, mixing_prob=args.mixing)
+    out = d_step(d, d_opt, real, fake, step, args.r1_gamma, bf16)
+    with autocast(real.device, bf16):
+        g_loss = g_nonsaturating_loss(d(g(torch.randn_like(z), mixing_prob=args.mixing)))
+    g_opt.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_opt.step()
+    return {**out, "loss": g_loss.detach()}
+
+
+def restore_step(net, d, opt, d_opt, hq, lq, step: int, args, bf16: bool) -> dict:
+    with autocast(hq.device, bf16):
+        image = net(lq, noise_mode="const")["image"]
+    out = d_step(d, d_opt, hq, image, step, args.r1_gamma, bf16)
+    with autocast(hq.device, bf16):
+        fake_logit, fake_feats = d(image, return_features=True)
+        with torch.no_grad():
+            _, real_feats = d(hq, return_features=True)
+    l1 = F.l1_loss(image.float(), hq)
+    adv, fm = g_nonsaturating_loss(fake_logit), feature_matching_loss(fake_feats, real_feats)
+    loss = args.w_l1 * l1 + args.w_adv * adv + args.w_fm * fm
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return {**out, "loss": loss.detach(), "l1": l1.detach(), "adv": adv.detach(), "fm": fm.detach()}
+
+
+# ---------------------------------------------------------------- validation
+def in_batches(fn, x: torch.Tensor, batch: int, device) -> list:
+    return [fn(x[s:s + batch].to(device)) for s in range(0, len(x), batch)]
+
+
+@torch.no_grad()
+def prior_val(g_ema, d, held, train_real, z, device, batch: int, bf16: bool) -> dict:
+    with autocast(device, bf16):
+        fake = torch.cat(in_batches(lambda zb: g_ema(zb, noise_mode="const", update_w_avg=False).float(),
+                                    z, batch, device))
+        logit = {k: torch.cat([o.float() for o in in_batches(d, x, batch, device)])
+                 for k, x in (("held", held), ("train", train_real), ("fake", fake))}
+    return {"val_loss": d_logistic_loss(logit["held"], logit["fake"]).item(),
+            "val_d_real": logit["held"].mean().item(), "val_d_train": logit["train"].mean().item(),
+            "val_d_fake": logit["fake"].mean().item()}
+
+
+@torch.no_grad()
+def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> dict:
+    out, modes = {}, {k: n.training for k, n in nets.items()}
+    for name, net in nets.items():
+        net.eval()
+        for level, lq in lqs.items():
+            l1 = psnr = share = 0.0
+            for s in range(0, len(hq), batch):
+                with autocast(device, bf16):
+                    o = net(lq[s:s + batch].to(device), noise_mode="const")
+                err = o["image"].float().clamp(-1, 1) - hq[s:s + batch].to(device)
+                l1 += err.abs().mean((1, 2, 3)).sum().item()
+                psnr += (-10 * torch.log10(err.square().mean((1, 2, 3)) / 4 + 1e-10)).sum().item()  # PSNR, range 2
+                share += sum(m.float().mean(1) for m in o["masks"].values()).sum().item() / len(o["masks"])
+            tag = "" if name == "ema" else f"_{name}"
+            out[f"val_l1_{level}{tag}"] = l1 / len(hq)
+            if name == "ema":
+                out[f"val_psnr_{level}"], out[f"val_prior_{level}"] = psnr / len(hq), share / len(hq)
+        net.train(modes[name])
+    out["val_loss"] = sum(out[f"val_l1_{lv}"] for lv in lqs) / len(lqs)
+    out["val_loss_raw"] = sum(out[f"val_l1_{lv}_raw"] for lv in lqs) / len(lqs)
+    return out
+
+
+# ---------------------------------------------------------------- networks
+def warm_discriminator(d: Discriminator, folder: Path) -> str:
+    """Fill D from folder/discriminator.safetensors when there is one (config must match)."""
+    path = folder / "discriminator.safetensors"
+    if not path.is_file():
+        return "fresh (no discriminator.safetensors beside the weights)"
+    stored, _ = read_config(path)
+    if stored != d.config.to_dict():
+        raise InitError(f"{path} has a different discriminator config: {stored} vs {d.config.to_dict()}")
+    load_into(d, path)
+    return str(path)
+
+
+def restore_configs(args, run_dir: Path) -> tuple[PaniniConfig, DREConfig]:
+    """The net's shape. The DRE's config comes from what the run starts from: the run's state
+    (resume), the warm-start folder's dafi.json (PATH) or the --dre file (scratch)."""
+    cfg = TINY_PANINI if args.tiny else PaniniConfig()
+    cfg = dataclasses.replace(cfg, freeze_dre=args.freeze_dre)
+    if args.init_from == "resume" and (run_dir / STATE_JSON).is_file():
+        stored = json.loads((run_dir / STATE_JSON).read_text())["config"]["dre"]
+    elif args.init_from not in ("scratch", "resume"):
+        stored = read_config(args.init_from)[0]["dre"]
+    elif args.dre == "random":
+        stored = (TINY_DRE if args.tiny else DREConfig()).to_dict()
+    else:
+        stored = read_config(args.dre)[0]
+    return cfg, DREConfig.from_dict(stored)
+
+
+def build(args, run_dir: Path) -> dict:
+    """Modules, optimizers, the config checked on resume / warm start, and what init_from fills."""
+    torch.manual_seed(args.seed)
+    d = Discriminator(TINY_DISCRIMINATOR if args.tiny else DiscriminatorConfig())
+    c = R1_INTERVAL / (R1_INTERVAL + 1)  # StyleGAN2: lazy R1 -> rescaled Adam for D
+    b1, b2 = BETAS[args.stage]
+    d_opt = torch.optim.Adam(d.parameters(), lr=args.lr * c, betas=(b1 ** c, b2 ** c))
+    if args.stage == PRIOR:
+        g = Generator(TINY_GENERATOR if args.tiny else GeneratorConfig())
+        g_ema = copy.deepcopy(g).requires_grad_(False).eval()
+        g_opt = torch.optim.Adam(g.parameters(), lr=args.lr, betas=(b1, b2))
+        return dict(model=g, ema=g_ema, d=d, opt=g_opt, d_opt=d_opt, modules={"g": g, "g_ema": g_ema, "d": d},
+                    optimizers={"g_opt": g_opt, "d_opt": d_opt}, config=g.config.to_dict(), warm_start=("g", "g_ema"))
+    cfg, dre_cfg = restore_configs(args, run_dir)
+    net = PaniniNet(cfg, DRE(dre_cfg))
+    if args.init_from == "scratch":
+        if args.prior is None:
+            raise InitError("panini-restore --init-from scratch needs --prior PATH/generator.safetensors (or random)")
+        if args.prior != "random":
+            stored, _ = read_config(args.prior)
+            if stored != cfg.generator.to_dict():
+                raise InitError(f"{args.prior}: generator config {stored} is not the one trained here {cfg.generator}")
+            load_into(net.generator, args.prior)
+            log(f"prior: {args.prior}; discriminator: {warm_discriminator(d, Path(args.prior).parent)}")
+        if args.dre != "random":
+            load_into(net.dre, args.dre)
+            log(f"DRE: {args.dre}")
+    net.train()
+    ema = copy.deepcopy(net).requires_grad_(False).eval()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=args.lr, betas=(b1, b2))
+    return dict(model=net, ema=ema, d=d, opt=opt, d_opt=d_opt, modules={"net": net, "ema": ema, "d": d},
+                optimizers={"opt": opt, "d_opt": d_opt}, config=assembly_config(cfg, dre_cfg), warm_start=())
+
+
+def warm_start(args, b: dict) -> None:
+    """--init-from PATH: init_from checked the config (and filled G, G_ema for the prior); the
+    restoration net is four files and D a fifth: filled here from PATH's folder."""
+    folder = Path(args.init_from).parent
+    if args.stage == RESTORE:
+        for name, (module, _) in split(b["model"]).items():
+            load_into(module, folder / f"{name}.safetensors")
+        b["ema"].load_state_dict(b["model"].state_dict())
+        b["model"].train()
+    log(f"discriminator: {warm_discriminator(b['d'], folder)}")
+
+
+def export_all(b: dict, args, meta: dict, out_dir: Path) -> list[Path]:
+    """fp16 EMA weights, one file per part (+ the discriminator, for later fine-tuning)."""
+    if args.stage == PRIOR:
+        parts = {"generator": (b["ema"], b["config"])}
+    else:
+        parts = {name: (module, cfg) for name, (module, cfg) in split(b["ema"]).items()}
+    parts["discriminator"] = (b["d"], b["d"].config.to_dict())
+    return [export(m.cpu(), out_dir / f"{name}.safetensors", cfg, args, meta) for name, (m, cfg) in parts.items()]
+
+
+def sample_sheet(b: dict, args, val, path: Path, device) -> Path:
+    """prior: 4 x 4 EMA samples of fixed latents; restore: per held-out face, (LQ, EMA result)
+    per evaluation level, then HQ."""
+    with torch.no_grad():
+        if args.stage == PRIOR:
+            imgs = to_images(b["ema"](val["z"][:16].to(device), noise_mode="const", update_w_avg=False))
+            rows = [imgs[i:i + 4] for i in range(0, len(imgs), 4)]
+        else:
+            net, hq = b["ema"].eval(), to_images(val["hq"][:6])
+            outs = {lv: to_images(net(lq[:6].to(device), noise_mode="const")["image"]) for lv, lq in val["lqs"].items()}
+            rows = [sum(([to_images(val["lqs"][lv][k:k + 1])[0], outs[lv][k]] for lv in outs), []) + [hq[k]]
+                    for k in range(len(hq))]
+    return save_png(path, np.concatenate([stage_strip(r) for r in rows]), compress_level=1)
+
+
+# ---------------------------------------------------------------- main
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = setup_device(args)
+    cuda = device.type == "cuda"
+    run_dir = Path(args.run_dir or f"runs/{args.stage}")
+    if args.init_from not in ("scratch", "resume") and Path(args.init_from).is_dir():
+        args.init_from = str(Path(args.init_from) / f"{'generator' if args.stage == PRIOR else 'dafi'}.safetensors")
+
+    pack = PackDataset(args.pack, hflip=False)  # Faces flips itself
+    train_idx, val_idx = holdout(pack.names)
+    val_idx = val_idx[:VAL_FACES]
+    held_faces = [resize_square(pack[i], FRAME) for i in val_idx]
+    held = to_batch(held_faces)
+    val = {"hq": held}
+    log(f"{args.pack}: {len(train_idx)} training faces, {len(val_idx)} held out for validation")
+
+    b = build(args, run_dir)
+    step, start = init_from(args, run_dir, b["modules"], b["optimizers"], b["config"], warm_start=b["warm_start"])
+    if args.init_from not in ("scratch", "resume"):
+        warm_start(args, b)
+    log(f"{args.stage}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
+        f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
+    model, ema, d = b["model"], b["ema"], b["d"]
+    opt, d_opt = b["opt"], b["d_opt"]
+    for m in (model, ema, d):
+        m.to(device)
+        if cuda:
+            m.to(memory_format=torch.channels_last)
+    if args.compile:
+        log("--compile is ignored: R1's double backward and DAFI's feature hook do not compile cleanly")
+    params = sum(p.numel() for p in model.parameters())
+
+    if args.stage == PRIOR:
+        val["z"] = torch.randn(VAL_FACES, model.z_dim, generator=torch.Generator().manual_seed(VAL_SEED))
+        train_real = to_batch([resize_square(pack[i], FRAME) for i in train_idx[:len(val_idx)]])
+        evaluate = partial(prior_val, ema, d, held, train_real, val["z"], device, args.batch, cuda)
+    else:
+        val["lqs"] = {lv: to_batch([fixed_degrade(face, lv, VAL_SEED + i) for face, i in zip(held_faces, val_idx)])
+                      for lv in LEVELS}
+        evaluate = partial(restore_val, {"ema": ema, "raw": model}, held, val["lqs"], device, args.batch, cuda)
+    loader = torch.utils.data.DataLoader(Faces(pack, train_idx, args.seed, pairs=args.stage == RESTORE),
+                                         batch_size=args.batch, shuffle=True, drop_last=True,
+                                         num_workers=args.workers, persistent_workers=args.workers > 0,
+                                         generator=torch.Generator().manual_seed(args.seed * 100003 + step),
+                                         pin_memory=cuda)
+    validator = Validator(args.val_every, evaluate)
+    validator.history = list(start.get("val_history", []))
+    history = list(start.get("history", []))
+    max_steps = args.max_steps if args.max_steps is not None else float("inf")
+    log(f"{args.stage}: {params / 1e6:.2f} M params trained (+ D {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M), "
+        f"batch {args.batch}, device {device_name(device)}, lr {args.lr}")
+
+    def run_meta(final: bool) -> dict:
+        wall = clock.elapsed
+        meta = {"model": args.stage, "config": b["config"], "steps": step, "total_steps": start["prior_steps"] + step,
+                "batch": args.batch, "device": device_name(device), "wall_minutes_this_run": round(wall / 60, 3),
+                "img_per_s_this_run": round(meter.rate, 2), "train": last, **validator.last,
+                "val_faces": len(val_idx), "train_faces": len(train_idx), "pack": str(args.pack), "params": params,
+                "lr_last": lr, "init_from": start["init_from"], "prior_steps": start["prior_steps"],
+                **usage(start, wall, device), "val_history": validator.history}
+        return meta if final else {**meta, "history": history}
+
+    clock, meter, data = Clock(args.minutes, args.save_every_min), Meter(), batches(loader)
+    lr, last, sums, n = lr_at(step, args), {}, {}, 0
+    while step < max_steps and not clock.out_of_time():
+        hq, lq = (x.to(device, non_blocking=True) for x in next(data))
+        if cuda:
+            hq, lq = (x.contiguous(memory_format=torch.channels_last) for x in (hq, lq))
+        lr = lr_at(step, args)
+        set_lr(opt, lr)
+        set_lr(d_opt, lr * R1_INTERVAL / (R1_INTERVAL + 1))
+        if args.stage == PRIOR:
+            out = prior_step(model, d, opt, d_opt, hq, step, args, cuda)
+        else:
+            out = restore_step(model, d, opt, d_opt, hq, lq, step, args, cuda)
+        for k, v in out.items():  # summed on the device: no sync per step
+            sums[k] = sums.get(k, 0) + v
+        n += 1
+        step += 1
+        ema_update(ema, model, args.ema, step)
+        meter.tick(hq.shape[0])
+        if step % args.log_every == 0 or step == 1:
+            last, sums, n = {k: round(float(v) / n, 5) for k, v in sums.items() if k != "r1"}, {}, 0
+            ips = meter.window_rate()
+            history.append({"step": step, **last, "lr": lr, "img_per_s": round(ips, 1)})
+            log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in last.items())
+                + f" lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
+        if validator.due(step):
+            log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in validator(step).items()))
+            meter.pause()
+        if clock.save_due():
+            save_state(run_dir, step, b["modules"], b["optimizers"], {**run_meta(False), "args": vars(args)})
+            meter.pause()
+
+    # the end: a final validation, the resume state, the shipped EMA weights, a sample sheet
+    if n:
+        last = {k: round(float(v) / n, 5) for k, v in sums.items() if k != "r1"}
+    if not validator.history or validator.history[-1]["step"] != step:
+        log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in validator(step).items()))
+    meta = run_meta(True)
+    save_state(run_dir, step, b["modules"], b["optimizers"], {**meta, "history": history, "args": vars(args)})
+    out_dir = Path(args.export)
+    sheet = sample_sheet(b, args, val, out_dir / f"{args.stage}-samples.png", device)
+    files = export_all(b, args, meta, out_dir)
+    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
+    log(f"exported {', '.join(str(f) for f in files)}; samples {sheet}")
+    return meta
+
+
+if __name__ == "__main__":
+    main()
