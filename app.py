@@ -4,8 +4,9 @@
     python app.py --share         # also ask Gradio for a temporary public link
     python app.py --tiny          # random tiny networks: try the UI without weights
 
-Runs unchanged as a Hugging Face Space (ZeroGPU via `spaces.GPU`). What is shown is built by
-app_views.py; the sliders are generated from each method's settings (diffbfr/settings.py).
+Runs unchanged as a Hugging Face Space (ZeroGPU via `spaces.GPU`). This file is the layout
+and its wiring; the callbacks are app_handlers.py, what they show app_views.py, the files
+they write app_files.py. One call restores a photo through the API: api_name="restore".
 """
 from __future__ import annotations
 
@@ -23,19 +24,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from app_files import AppFiles
-from app_views import (
-    gallery_items,
-    identity_markdown,
-    load_upload,
-    settings_from_ui,
-    status_markdown,
-    weights_notice,
-)
+from app_handlers import BOTH, AppState, Handlers, knob_layout, stage_runner_for
+from app_views import weights_notice
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.imageio import ImageError
-from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
     import spaces
@@ -43,47 +35,19 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
 except ImportError:
     def gpu(fn=None, **_kw):
         return fn if fn is not None else (lambda f: f)
-# On ZeroGPU the decorated function runs in a worker process that receives its arguments
-# pickled, so no callback (our progress reporter) can cross; stages then report no progress.
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
-BOTH = "both"
 log = logging.getLogger("diffbfr.app")
 _MODELS: dict[str, methods.Model] = {}  # module global: a ZeroGPU worker reaches the models through it
-
-
-@gpu(duration=60)
-def run_stages_on_gpu(method: str, jobs, settings, seeds, progress=None):
-    """Every network evaluation of one request (the missing stages of every face)."""
-    return run_stages(_MODELS[method], jobs, settings, seeds, progress)
-
-
-def stage_runner(model, jobs, settings, seeds=None, progress=None):
-    return run_stages_on_gpu(model.name, jobs, settings, seeds, None if ON_ZERO_GPU else progress)
-
-
-class AppState:
-    """One PhotoRestorer per available method (sharing face detections) and, for the
-    registered methods without weights, the reason they are unavailable."""
-
-    def __init__(self, models: dict[str, methods.Model], unavailable: dict[str, str] | None = None,
-                 identity: bool = True, runner=None, cache_size: int = 512):
-        detections = LRUCache(32)
-        self.models = models
-        self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections)
-                          for n, m in models.items()}
-        self.unavailable = unavailable or {}
-
-    def chosen(self, choice: str) -> list[str]:
-        return list(self.restorers) if choice == BOTH else [choice]
+SCALE_CHOICES = [("Auto", "auto"), ("Same size", "1"), ("2x", "2"), ("4x", "4")]
 
 
 def create_app(weights: str | Path = ROOT / "weights", device: str | None = None, tiny: bool = False,
                identity: bool = True) -> AppState:
     models, unavailable = {}, {}
-    for name, method in methods.METHODS.items():
+    for name in methods.METHODS:
         if tiny:
             models[name] = methods.tiny(name, seed=0, device=device or "cpu")
             continue
@@ -96,9 +60,10 @@ def create_app(weights: str | Path = ROOT / "weights", device: str | None = None
         first = next(iter(methods.METHODS))
         models[first] = methods.tiny(first, seed=0, device=device or "cpu")
         models[first].label = f"random tiny networks, because no weights were found in {weights}"
+        unavailable.pop(first, None)
     _MODELS.clear()
     _MODELS.update(models)
-    return AppState(models, unavailable, identity=identity, runner=stage_runner)
+    return AppState(models, unavailable, identity=identity, runner=stage_runner_for(_MODELS, gpu, ON_ZERO_GPU))
 
 
 def example_files() -> list[str]:
@@ -119,109 +84,28 @@ class PhotoInput(gr.Image):
         return super().preprocess(payload)
 
 
-def knob_layout() -> list[tuple[str, S.Knob]]:
-    """(method, knob) for every slider, in the order the handlers receive their values."""
-    return [(name, k) for name, m in methods.METHODS.items() for k in S.knobs(m.settings)]
-
-
-class Handlers:
-    """Event callbacks: turn photo-path results into component values and user messages.
-    Every callback catches its errors: the user sees a sentence, never a traceback."""
-
-    def __init__(self, app: AppState):
-        self.app = app
-        self.files = AppFiles(example_files())
-        self.layout = knob_layout()
-
-    # outputs of every callback: state, status, result, download, gallery, identity
-    def _cleared(self, up, status):
-        return up, status, None, gr.update(value=None, visible=False), [], ""
-
-    def on_image(self, path):
-        if not path:
-            return self._cleared(None, "")
-        if not os.path.exists(path):
-            # the component can fire `change` twice for one upload; the first call already
-            # handled it and deleted the file: keep what it showed
-            return tuple(gr.skip() for _ in range(6))
-        try:
-            up = load_upload(path, name=Path(path).stem)
-        except Exception as exc:  # noqa: BLE001 -- unknown decoder failures included
-            if not isinstance(exc, ImageError):
-                log.exception("loading %s failed", path)
-                exc = f"Could not read this image ({type(exc).__name__}: {exc})."
-            self.files.discard_upload(path)  # unusable: no reason to keep it
-            gr.Warning(str(exc))
-            return self._cleared(None, f"⚠️ {exc}")
-        h, w = up.rgb.shape[:2]
-        lines = [f"Loaded a {w}x{h} photo. Press **Restore**."] + [f"- {n}" for n in up.notices]
-        return self._cleared(up, "\n".join(lines))
-
-    def on_restore(self, up, aligned, choice, *values, progress=gr.Progress()):
-        if up is None:
-            msg = ("No photo loaded: upload one or pick an example (if you just did, "
-                   "wait a second for it to load and press Restore again).")
-            gr.Warning(msg)
-            return self._cleared(None, msg)
-        return self._run(up, bool(aligned), choice, values, progress)
-
-    def on_tune(self, up, aligned, choice, *values, progress=gr.Progress()):
-        """A setting moved: rerun live, but only once the user has pressed Restore."""
-        if up is None or not up.restored:
-            return tuple(gr.skip() for _ in range(6))
-        return self._run(up, bool(aligned), choice, values, progress)
-
-    def _settings(self, name: str, values) -> object:
-        mine = [v for (m, _), v in zip(self.layout, values) if m == name]
-        return settings_from_ui(methods.get(name), mine)
-
-    def _run(self, up, aligned: bool, choice: str, values, progress):
-        if choice in self.app.unavailable:
-            msg = f"{methods.get(choice).title} is not available: {self.app.unavailable[choice]}"
-            gr.Warning(msg)
-            return up, f"⚠️ {msg}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        names = self.app.chosen(choice)
-        try:
-            results = []
-            for k, name in enumerate(names):
-                def report(f, m, _k=k, _n=name):
-                    progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                results.append(self.app.restorers[name].restore(up.rgb, self._settings(name, values), aligned,
-                                                               key=up.key, progress=report))
-        except Exception as exc:  # noqa: BLE001
-            log.exception("restore failed")
-            gr.Warning(f"Restoration failed: {exc}")
-            return up, f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).", gr.skip(), gr.skip(), \
-                gr.skip(), gr.skip()
-        finally:
-            path, up.path = up.path, None
-            self.files.discard_upload(path)
-        up.restored = True
-        first = results[0]
-        status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
-                             for r in results)
-        if up.notices:
-            status += "\n" + "\n".join(f"- {n}" for n in up.notices)
-        if not first.faces:
-            gr.Warning(first.notices[-1] if first.notices else "No face found.")
-            return up, status, None, gr.update(value=None, visible=False), [], ""
-        before, after = self.files.result_pair(up, first.image, first.method)
-        gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
-        titles = {n: methods.get(n).title for n in names}
-        return (up, status, (before, after), gr.update(value=after, visible=True), gallery,
-                identity_markdown(results, titles))
-
-
 INTRO = """# Face restoration you can watch and steer
-Upload a photo: the faces in it are found, each one is restored by a model trained on clean
-faces, and pasted back. Every stage is shown and every stage has a knob.
-**DiffBFR** restores each face with two conditional diffusion models (64 px, then 128 px),
-each starting from the *noised* low-quality face instead of pure noise, then polishes texture
-with a model of clean faces. Move a setting after restoring: only the stages it affects run again."""
+Upload a photo. The faces in it are found, each one is repaired by a model that has learned
+what clean faces look like, and pasted back into your photo. You see every step, and you can
+steer it: slide toward **fidelity** to stay close to your photo, toward **detail** to let the
+model invent more. The methods, for the curious: **DiffBFR** repairs a face with two diffusion
+models (at 64 px, then 128 px) that start from your face with some noise added, not from pure
+noise, then polishes skin and hair texture. **Panini-Net** redraws the face with a generator
+of clean faces (a GAN prior) and blends, feature by feature, what it draws with what your photo
+shows, leaning on the prior more where your photo is more damaged."""
+
+LICENCE = ("The models are trained on UTKFace, which is for **non-commercial research only**; so "
+           "are their results. Photos you upload are deleted once restored and are never kept.")
 
 CSS = """
 #stages .grid-wrap { min-height: 0 !important; height: auto !important; max-height: 720px; }
-#stages .caption-label { font-size: 0.75rem; }
+/* gallery: the whole face, its label under it instead of over its chin */
+#stages .thumbnail-item { aspect-ratio: auto !important; height: auto !important; overflow: visible !important;
+  display: flex !important; flex-direction: column; }
+#stages .thumbnail-item > img { aspect-ratio: 1 / 1; height: auto !important; }
+#stages .caption-label { position: static !important; opacity: 1 !important; max-width: 100% !important;
+  border: none !important; background: none !important; white-space: normal !important;
+  font-size: 0.75rem; padding: 2px 4px !important; }
 #status { min-height: 2.5rem; }
 footer { display: none !important; }
 """
@@ -234,65 +118,94 @@ def method_choices(app: AppState) -> list[tuple[str, str]]:
     return out
 
 
-def knob_slider(name: str, k: S.Knob) -> gr.Slider:
-    return gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
-                     elem_id=f"{name}-{k.name}")
-
-
 def build_demo(app: AppState) -> gr.Blocks:
-    h = Handlers(app)
+    h = Handlers(app, example_files())
+    first = next(iter(app.restorers))
     notices = [weights_notice(m) for m in app.models.values()]
     with gr.Blocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
         state = gr.State(None)
         gr.Markdown(INTRO)
-        gr.Markdown("\n\n".join(n for n in notices if n), elem_id="weights_notice")
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
-                image_in = PhotoInput(label="Photo", type="filepath", image_mode=None, height=340,
+        gr.Markdown("\n\n".join([n for n in notices if n] + [LICENCE]), elem_id="weights_notice")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                image_in = PhotoInput(label="Photo", type="filepath", image_mode=None, height=300,
                                       sources=["upload", "clipboard"], elem_id="photo")
-                aligned = gr.Checkbox(False, label="Input is an aligned face",
-                                      info="Skip face detection and treat the whole image as one "
-                                           "face crop (FFHQ-style 512 px square or a tight 128-200 px crop).")
-                choice = gr.Radio(method_choices(app), value=next(iter(app.restorers)), label="Method",
-                                  elem_id="method", visible=len(methods.METHODS) > 1)
-                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore")
-                sliders = []
+                choice = gr.Radio(method_choices(app), value=first, label="Method", elem_id="method",
+                                  visible=len(methods.METHODS) > 1)
+                simple = {}
                 for name, method in methods.METHODS.items():
-                    ks = S.knobs(method.settings)
-                    with gr.Accordion(f"{method.title} settings", open=name == next(iter(app.restorers))):
-                        sliders += [knob_slider(name, k) for k in ks if not k.advanced]
-                        with gr.Accordion("Advanced", open=False):
-                            sliders += [knob_slider(name, k) for k in ks if k.advanced]
-                order = {(n, k.name): i for i, (n, k) in enumerate(h.layout)}
-                sliders.sort(key=lambda sl: order[tuple(sl.elem_id.split("-", 1))])
-                if example_files():
-                    gr.Examples(example_files(), inputs=[image_in], label="Examples (public domain)")
-                    gr.Markdown("The blurry close-up is an already aligned face: tick "
-                                "*Input is an aligned face* for it.", elem_id="examples_hint")
-            with gr.Column(scale=3, min_width=360):
+                    if method.simple is not None:
+                        simple[name] = gr.Slider(0, 100, method.simple.default, step=1,
+                                                 label=f"{method.simple.label} ({method.title})",
+                                                 info=method.simple.help, elem_id=f"{name}-simple",
+                                                 visible=name == first)
+                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore")
+                examples_box = gr.Column()
+            with gr.Column(scale=3, min_width=300):
                 status = gr.Markdown(elem_id="status")
                 result = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath",
                                         format="png", max_height=560, elem_id="result")
                 download = gr.DownloadButton("Download restored photo (PNG)", visible=False,
                                              elem_id="download")
                 gallery = gr.Gallery(label="Per face: the input, then every stage", columns=4,
-                                     format="png", object_fit="contain",
-                                     allow_preview=True, elem_id="stages")
+                                     format="png", object_fit="contain", allow_preview=True, elem_id="stages")
                 identity = gr.Markdown(elem_id="identity")
+                pick = gr.CheckboxGroup([], label="Faces to restore (untick to leave a face as it is)",
+                                        visible=False, elem_id="pick")
+                preview = gr.Image(label="Faces found", interactive=False, height=260, elem_id="faces_found",
+                                   format="jpeg")
+                face_files = gr.File(label="Per-face downloads", file_count="multiple", visible=False,
+                                     elem_id="face_files")
+        with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+            aligned = gr.Checkbox(False, label="Input is an aligned face",
+                                  info="Skip face detection and treat the whole image as one face crop "
+                                       "(FFHQ-style 512 px square or a tight 128-200 px crop).")
+            scale = gr.Radio(SCALE_CHOICES, value="auto", label="Output size",
+                             info="Small photos: make the output larger so a small face keeps the "
+                                  "restoration's 128 px detail (the rest is upscaled classically).")
+            thorough = gr.Checkbox(False, label="Look harder for faces (slower)",
+                                   info="Run every face detector pass on every photo: finds more small and "
+                                        "turned faces in group photos, about 3 s more per photo.")
+            sliders = []
+            for name, method in methods.METHODS.items():
+                gr.Markdown(f"**{method.title}** — {method.description}")
+                sliders += [gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
+                                      elem_id=f"{name}-{k.name}") for k in S.knobs(method.settings)]
+        with examples_box:
+            if example_files():
+                gr.Examples(example_files(), inputs=[image_in], label="Examples (public domain or made here)")
+                gr.Markdown("The blurry close-up is an already aligned face: tick *Input is an aligned "
+                            "face* under Advanced settings for it.", elem_id="examples_hint")
 
-        outputs = [state, status, result, download, gallery, identity]
-        inputs = [state, aligned, choice, *sliders]
-        image_in.change(h.on_image, [image_in], outputs, concurrency_id="load",
-                        concurrency_limit=4, show_progress="hidden")
-        restore_btn.click(h.on_restore, inputs, outputs, concurrency_id="gpu")
+        outputs = [state, status, result, download, gallery, identity, face_files, pick, preview]
+        inputs = [state, image_in, aligned, choice, scale, thorough, *sliders]
+        private = dict(api_visibility="private")
+        image_in.change(h.on_image, [image_in], outputs[:8] + [image_in], concurrency_id="load",
+                        concurrency_limit=2, show_progress="hidden", **private)
+        restore_btn.click(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[status],
+                          **private)
         # live tuning: release (not change) so dragging doesn't queue a run per pixel, and
         # always_last so a burst of moves collapses into one rerun.
+        tune = dict(concurrency_id="gpu", trigger_mode="always_last", show_progress="minimal",
+                    show_progress_on=[status], **private)
         for sl in sliders:
-            sl.release(h.on_tune, inputs, outputs, concurrency_id="gpu",
-                       trigger_mode="always_last", show_progress="minimal")
-        for control in (aligned, choice):
-            control.input(h.on_tune, inputs, outputs, concurrency_id="gpu",
-                          trigger_mode="always_last", show_progress="minimal")
+            sl.release(h.on_tune, inputs, outputs, **tune)
+        for control in (aligned, scale, thorough):
+            control.input(h.on_tune, inputs, outputs, **tune)
+        choice.input(lambda c: [gr.update(visible=(n == c or c == BOTH)) for n in simple], [choice],
+                     list(simple.values()), **private).then(h.on_tune, inputs, outputs, **tune)
+        pick.input(h.on_pick, [state, pick, *inputs[1:]], outputs, **tune)
+        for name, sl in simple.items():
+            sl.release(lambda v, _n=name: h.on_simple(_n, v), [sl], sliders, **private) \
+                .then(h.on_tune, inputs, outputs, **tune)
+
+        # the one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON
+        with gr.Row(visible=False):
+            api_in = [gr.Image(type="filepath"), gr.Textbox(value=first), gr.Checkbox(False),
+                      gr.Textbox(value="{}")]
+            api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
+            gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")
+    assert [k for _, k in knob_layout()] == [k for _, k in h.layout]
     return demo
 
 

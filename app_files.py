@@ -4,8 +4,10 @@ names), what it deletes (uploads once decoded and used), and the bound on both.
 Uploads: the session keeps the decoded pixels, so an upload's file is deleted once a result
 exists (not at load time: the browser may still be fetching it for its preview). Examples
 are never deleted: Gradio hands the same cached copy out again on the next click.
-Results: PNG files in a private temporary folder, pruned oldest first so that the folder
-stays under MAX_BYTES, and deleted at exit.
+Results: PNG files in a folder of ours inside Gradio's cache folder, so Gradio serves them
+as they are instead of copying each one into its cache (a second write of ~11 MB per slider
+move on an 8 MP photo); pruned oldest first so that the folder stays under MAX_BYTES (disk is
+bounded by size, not only by Gradio's age-based clean-up), and deleted at exit.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from gradio.utils import get_upload_folder
 
+from diffbfr.faces.paste import upscale
 from diffbfr.imageio import save_png
 
 MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
@@ -38,7 +41,9 @@ def _safe_stem(name: str) -> str:
 class AppFiles:
     def __init__(self, example_paths: list[str], max_bytes: int = MAX_BYTES):
         self.example_hashes = {_sha256(Path(p)) for p in example_paths}
-        self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_app_"))
+        cache = Path(get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)
+        self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_results_", dir=cache))
         self.max_bytes = max_bytes
         atexit.register(shutil.rmtree, self.outdir, True)
 
@@ -49,15 +54,16 @@ class AppFiles:
         self.prune()
         return str(path)
 
-    def result_pair(self, up, restored: np.ndarray, method: str) -> tuple[str, str]:
+    def result_pair(self, up, restored: np.ndarray, scale: int = 1) -> tuple[str, str]:
         """(before, after) PNG paths for the slider; `after` is also the download, named
-        <original name>_restored.png. The before image is written once per photo: handing
-        Gradio arrays would re-encode it at slow compression on every slider move."""
-        before = self.outdir / "before" / f"{up.key[:16]}.png"
+        <original name>_restored.png. The before image (upscaled like the result, so the two
+        align) is written once per photo and scale: handing Gradio arrays would re-encode it
+        at slow compression on every slider move."""
+        before = self.outdir / "before" / f"{up.key[:16]}_x{scale}.png"
         if before.exists():
             os.utime(before)  # still in use: keep prune() away from it
         else:
-            save_png(before, up.rgb, compress_level=1)
+            save_png(before, upscale(up.rgb, scale), compress_level=1)
         return str(before), self.write(f"{up.name}_restored.png", restored)
 
     def prune(self) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
+from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
 from diffbfr.imageio import DEFAULT_MAX_PIXELS, load_image, upscale_nearest
@@ -25,16 +27,18 @@ class Upload:
     notices: list[str]
     was_grey: bool
     name: str = "photo"           # the uploaded file's stem, for download names
-    path: str | None = None       # the file it came from, so the app can delete it
+    path: str | None = None       # the file it came from, so the app can delete it (then None)
+    source: str | None = None     # the file it came from (kept: tells a newer upload apart)
     restored: bool = False        # a result exists: sliders may rerun live
+    selection: list[int] | None = None   # faces the user ticked (None: the default ones)
 
 
 def load_upload(src, name: str = "photo", path: str | None = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Upload:
     """Decode an upload; raises imageio.ImageError with a user-facing message."""
     loaded = load_image(src, max_pixels=max_pixels)
-    return Upload(image_key(loaded.rgb), loaded.rgb, loaded.notices, loaded.was_grey, name,
-                  path if path is not None else (str(src) if isinstance(src, str) else None))
+    path = path if path is not None else (str(src) if isinstance(src, str) else None)
+    return Upload(image_key(loaded.rgb), loaded.rgb, loaded.notices, loaded.was_grey, name, path, path)
 
 
 def settings_from_ui(method: Method, values) -> object:
@@ -53,7 +57,7 @@ def identity_meaning(d: float | None) -> str:
     return "identity drifted: try a lower IRM start step"
 
 
-def identity_markdown(results: list[PhotoResult], titles: dict[str, str]) -> str:
+def identity_markdown(results: list[PhotoResult], titles: dict[str, str], quality_ok: bool = True) -> str:
     rows = [(r, f) for r in results for f in r.faces]
     if not rows:
         return ""
@@ -66,6 +70,9 @@ def identity_markdown(results: list[PhotoResult], titles: dict[str, str]) -> str
                      + f"{num} | {identity_meaning(f.identity)} |")
     lines.append(f"\n*Distance between dlib face embeddings: 0 = identical, below {SAME_PERSON_THRESHOLD} "
                  "= same person.*")
+    if not quality_ok:
+        lines.append("\n**Identity kept does not mean the face got better:** these weights restore worse "
+                     "than plain bicubic upsampling (see the notice at the top).")
     return "\n".join(lines)
 
 
@@ -88,6 +95,20 @@ def status_markdown(result: PhotoResult, method: Method, label: str = "") -> str
     return "\n".join(lines)
 
 
+def details_markdown(results: list[PhotoResult]) -> str:
+    """What stages reported besides images (e.g. Panini-Net's DAFI prior share per level),
+    in the words each stage's `describe` gives them."""
+    lines = []
+    for r in results:
+        method = methods.get(r.method)
+        for f in r.faces:
+            for st in method.stages:
+                info = f.stages.info.get(st.name)
+                if info and st.describe is not None:
+                    lines.append(f"- Face {f.index + 1}, {st.label}: {st.describe(info)}")
+    return "\n".join(lines)
+
+
 def gallery_items(result: PhotoResult, method: Method, size: int = DISPLAY_SIZE) -> list[tuple[np.ndarray, str]]:
     """Per face: the input and every stage, upscaled with nearest so pixels stay honest."""
     items = []
@@ -107,3 +128,35 @@ def weights_notice(model: Model) -> str:
     note = card.get("quality_note", "these weights have not been shown to beat plain bicubic upsampling")
     return (f"⚠️ **{model.method.title}: these weights restore faces worse than plain bicubic upsampling.** "
             f"{note} See weights/{model.method.name}/README.md.")
+
+
+def face_choices(found) -> list[tuple[str, int]]:
+    """The face picker's entries: numbered left to right, with their size in the photo."""
+    return [(f"Face {i + 1} ({f.face_size:.0f} px)", i) for i, f in enumerate(found)]
+
+
+def faces_preview(rgb: np.ndarray, found, chosen: list[int], max_side: int = 1024) -> np.ndarray:
+    """The photo (downscaled for display) with a numbered box per face found: green when it
+    is restored, grey when it is not."""
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
+    thick = max(2, round(max(img.shape[:2]) / 400))
+    for i, f in enumerate(found):
+        if f.face is None:
+            continue
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in f.face.box)
+        colour = (40, 200, 90) if i in chosen else (150, 150, 150)
+        cv2.rectangle(img, (x0, y0), (x1, y1), colour, thick)
+        cv2.putText(img, str(i + 1), (x0 + 2, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                    max(0.5, thick / 3), colour, thick, cv2.LINE_AA)
+    return img
+
+
+def result_json(result: PhotoResult, load_notices: list[str]) -> dict:
+    """What the API returns besides images: settings, faces, identity, timings, notices."""
+    return {"method": result.method, "settings": S.to_dict(result.settings),
+            "faces_found": len(result.found),
+            "faces": [{"index": f.index + 1, "face_size_px": round(f.aligned.face_size, 1),
+                       "identity_distance": f.identity, "nfe": f.stages.nfe,
+                       "timings_s": f.stages.timings, "info": f.stages.info} for f in result.faces],
+            "notices": load_notices + result.notices, "timings_s": result.timings}

@@ -36,6 +36,8 @@ def add_model_args(ap: argparse.ArgumentParser, argv=None) -> None:
     ap.add_argument("--tiny", action="store_true", help="random tiny networks (methods.tiny): tests only")
     S.add_arguments(ap, method.settings, f"{method.title} settings (the seed also bases the "
                                          "per-face degradation seeds)")
+    if "seed" not in {k.name for k in S.knobs(method.settings)}:  # a deterministic method
+        ap.add_argument("--seed", type=int, default=0, help="base of the per-face degradation seeds")
 
 
 def method_of(a: argparse.Namespace) -> methods.Method:

@@ -23,8 +23,10 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 
 from .faces.align import AlignedFace, align_crop, find_faces
+from .faces.detect import DlibDetector
+from .faces.models import load_once
 from .faces.identity import face_embedding
-from .faces.paste import is_greyscale, paste_back
+from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back
 from .frame import FRAME, check_face, is_square, resize_square
 from .methods.base import INPUT, Method, Model
 
@@ -227,6 +229,7 @@ class PhotoResult:
     settings: object
     method: str
     aligned: bool = False
+    scale: int = 1                # the output is this many times the input's size
 
 
 class PhotoRestorer:
@@ -243,10 +246,13 @@ class PhotoRestorer:
         self.max_faces = max_faces
         self.use_identity = identity
 
-    def find(self, image: np.ndarray, aligned: bool = False, key: str | None = None) -> tuple[list, list[str]]:
-        """Aligned 128 px faces of a photo (cached by content) and notices about them."""
+    def find(self, image: np.ndarray, aligned: bool = False, key: str | None = None,
+             thorough: bool = False) -> tuple[list, list[str]]:
+        """Aligned 128 px faces of a photo (cached by content) and notices about them.
+        thorough: every detector pass on every photo (finds more small and turned faces in
+        group photos; about 3 s more per photo on a 2-core CPU)."""
         key = key or image_key(image)
-        cached = self.detections.get((key, aligned))
+        cached = self.detections.get((key, aligned, thorough))
         if cached is not None:
             return cached
         notices: list[str] = []
@@ -258,13 +264,14 @@ class PhotoRestorer:
                                    "and was stretched to a square.")
                 faces = [align_crop(image, "auto")]
             else:
-                faces, reason = find_faces(image)
+                detector = load_once("thorough_detector", lambda: DlibDetector(thorough=True)) if thorough else None
+                faces, reason = find_faces(image, detector)
                 if not faces:
                     notices.append(reason or "No face found in the photo.")
         except Exception as exc:  # a detector failure must read as a message, not a traceback
             faces = []
             notices.append(f"Face detection failed ({type(exc).__name__}: {exc}).")
-        self.detections.put((key, aligned), (faces, notices))
+        self.detections.put((key, aligned, thorough), (faces, notices))
         return faces, notices
 
     def default_selection(self, faces: list) -> list[int]:
@@ -273,15 +280,19 @@ class PhotoRestorer:
         return sorted(keep)
 
     def restore(self, image: np.ndarray, settings=None, aligned: bool = False, key: str | None = None,
-                select: Sequence[int] | None = None, progress: Progress | None = None) -> PhotoResult:
+                select: Sequence[int] | None = None, progress: Progress | None = None,
+                scale: int | str = 1, thorough: bool = False) -> PhotoResult:
         """Restore the faces of a photo. `select`: indices of the found faces to restore
-        (default: all, at most max_faces); the others are left untouched and not run."""
+        (default: all, at most max_faces); the others are left untouched and not run.
+        `scale`: 1, 2, 4 or "auto" (enough that the largest face keeps its 128 px detail,
+        capped at faces/paste.MAX_OUTPUT_PIXELS): the output is that many times larger,
+        the background upscaled with a classical filter and the faces pasted at that scale."""
         report = progress or _silent
         s = settings if settings is not None else self.model.method.settings()
         key = key or image_key(image)
         t0 = time.perf_counter()
         report(0.0, "Taking the aligned face" if aligned else "Detecting faces")
-        found, face_notices = self.find(image, aligned, key)
+        found, face_notices = self.find(image, aligned, key, thorough)
         notices = list(face_notices)
         timings = {"detect": time.perf_counter() - t0}
         chosen = self.default_selection(found) if select is None else \
@@ -289,6 +300,10 @@ class PhotoRestorer:
         if select is None and len(chosen) < len(found):
             notices.append(f"Found {len(found)} faces; restoring the {len(chosen)} largest to keep the "
                            "time bounded.")
+        if scale == "auto":
+            scale = auto_scale([found[i] for i in chosen], image.shape[:2])
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES} or 'auto', got {scale!r}")
         if not chosen:
             if found:
                 notices.append("No face selected: the photo is unchanged.")
@@ -306,13 +321,17 @@ class PhotoRestorer:
 
         report(0.87, "Pasting faces back")
         t2 = time.perf_counter()
-        out = paste_back(image, [found[i] for i in chosen], [st.result for st in stages])
+        out = paste_back(image, [found[i] for i in chosen], [st.result for st in stages], scale)
         if is_greyscale(image):
             notices.append("The input is greyscale, so the restored faces were pasted back in grey.")
-        for i in chosen:
-            if found[i].larger_than_model and not aligned:
-                notices.append(f"Face {i + 1} spans {found[i].face_size:.0f} px; the models work at "
-                               f"{FRAME} px, so its restored version is upsampled when pasted back.")
+        if scale > 1:
+            notices.append(f"Output {scale}x the input's size ({out.shape[1]}x{out.shape[0]}): the "
+                           "background is upscaled (Lanczos), the faces carry their 128 px restoration.")
+        large = [i + 1 for i in chosen if found[i].larger_than_model and not aligned]
+        if large:
+            notices.append(f"Face{'s' if len(large) > 1 else ''} {', '.join(map(str, large))} "
+                           f"span{'' if len(large) > 1 else 's'} more than the models' {FRAME} px: only what "
+                           f"the restoration changed at {FRAME} px was pasted; the photo's finer detail is kept.")
         timings["paste"] = time.perf_counter() - t2
 
         report(0.93, "Comparing identity")
@@ -322,7 +341,7 @@ class PhotoRestorer:
         timings["identity"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         report(1.0, f"Done: {n} face{'s' if n != 1 else ''}")
-        return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned)
+        return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
 
     def _identity(self, face_key: tuple, s, st: FaceStages) -> float | None:
         """Distance between the input face's and the result's dlib embeddings; the input's

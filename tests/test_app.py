@@ -12,6 +12,7 @@ from PIL import Image
 
 import app as app_module
 from app_files import AppFiles
+from app_handlers import AppState, Handlers, knob_layout
 from app_views import identity_meaning, settings_from_ui, weights_notice
 from diffbfr import methods
 from diffbfr import settings as S
@@ -30,13 +31,18 @@ def model():
 @pytest.fixture
 def handlers(model, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    return app_module.Handlers(app_module.AppState({"diffbfr": model}, identity=True))
+    return Handlers(AppState({"diffbfr": model}, identity=True), app_module.example_files())
 
 
 def values(**changes) -> list:
     """Every slider's value in the handlers' order: fast steps for the tiny networks."""
     fast = {"irm64_steps": 1, "irm128_steps": 1, "tem_steps": 1, **changes}
-    return [fast.get(k.name, k.default) for _, k in app_module.knob_layout()]
+    return [fast.get(k.name, k.default) for _, k in knob_layout()]
+
+
+def call(fn, up, aligned=True, path=None, scale="1", choice="diffbfr", thorough=False, **changes):
+    """A photo callback with every input the app wires to it."""
+    return _quiet(fn, up, path, aligned, choice, scale, thorough, *values(**changes), progress=_noprogress)
 
 
 def _quiet(fn, *a, **k):
@@ -75,10 +81,9 @@ def test_bad_upload_is_a_message_and_is_deleted(handlers, content):
 
 
 def test_restore_without_upload(handlers):
-    (state, status, *_), warned = _quiet(handlers.on_restore, None, False, "diffbfr", *values(),
-                                         progress=_noprogress)
+    (state, status, *_), warned = call(handlers.on_restore, None)
     assert state is None and "No photo loaded" in status and warned
-    assert all(_is_skip(v) for v in handlers.on_tune(None, False, "diffbfr", *values(), progress=_noprogress))
+    assert all(_is_skip(v) for v in call(handlers.on_tune, None)[0])
 
 
 def test_restore_tune_download_name_and_upload_cleanup(handlers):
@@ -86,18 +91,18 @@ def test_restore_tune_download_name_and_upload_cleanup(handlers):
     Image.open(FACE).save(upload, compress_level=1)  # an example's pixels, other bytes: an upload
     (up, status, *_), _ = _quiet(handlers.on_image, str(upload))
     assert up is not None and "Press **Restore**" in status and up.name == "holiday photo"
-    assert all(_is_skip(v) for v in handlers.on_tune(up, True, "diffbfr", *values(), progress=_noprogress))
+    assert all(_is_skip(v) for v in call(handlers.on_tune, up)[0])
 
-    (up, status, pair, download, gallery, ident), _ = _quiet(
-        handlers.on_restore, up, True, "diffbfr", *values(), progress=_noprogress)
+    (up, status, pair, download, gallery, ident, files, *_), _ = call(handlers.on_restore, up, path=str(upload))
     assert "restored 1 face" in status and len(gallery) == 4
     assert _img(pair[0]).shape == _img(pair[1]).shape == (128, 128, 3)
     assert Path(download["value"]).name == "holiday_photo_restored.png" and download["visible"]
-    assert "Identity distance" in ident
+    assert "Identity distance" in ident and "does not mean the face got better" not in ident  # tiny: no card
+    assert [Path(f).name for f in files["value"]] == ["holiday_photo_face1_restored.png",
+                                                       "holiday_photo_face1_stages.png"]
     assert not upload.exists(), "the upload must not stay on disk after the result"
 
-    (up, status, pair2, *_rest, gallery2, _), _ = _quiet(
-        handlers.on_tune, up, True, "diffbfr", *values(tem_t=44.5), progress=_noprogress)
+    (up, status, pair2, _, gallery2, *_), _ = call(handlers.on_tune, up, path=str(upload), tem_t=44.5)
     assert "reused from cache: IRM 64, IRM 128" in status and pair2[0] == pair[0]
     assert np.array_equal(gallery2[2][0], gallery[2][0]) and not np.array_equal(gallery2[3][0], gallery[3][0])
 
@@ -106,7 +111,7 @@ def test_example_copies_are_not_deleted(handlers):
     copy = _upload(FACE.name)
     copy.write_bytes(FACE.read_bytes())
     (up, *_), _ = _quiet(handlers.on_image, str(copy))
-    _quiet(handlers.on_restore, up, True, "diffbfr", *values(), progress=_noprogress)
+    call(handlers.on_restore, up, path=str(copy))
     assert copy.exists()
 
 
@@ -114,18 +119,18 @@ def test_no_face_photo_has_no_slider_and_no_download(handlers, tmp_path):
     p = tmp_path / "wall.png"
     Image.new("RGB", (160, 120), (120, 130, 140)).save(p)
     (up, *_), _ = _quiet(handlers.on_image, str(p))
-    (up, status, pair, download, gallery, ident), warned = _quiet(
-        handlers.on_restore, up, False, "diffbfr", *values(), progress=_noprogress)
+    (up, status, pair, download, gallery, ident, files, *_), warned = call(handlers.on_restore, up, aligned=False)
     assert "No face restored" in status and "No face found" in status and warned
     assert pair is None and download["visible"] is False and gallery == [] and ident == ""
+    assert files["visible"] is False
 
 
 def test_unavailable_method_says_why(model, monkeypatch):
     from tests.test_methods import DUMMY
     monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
-    h = app_module.Handlers(app_module.AppState({"diffbfr": model}, {"dummy": "no weights in weights/dummy"}))
+    h = Handlers(AppState({"diffbfr": model}, {"dummy": "no weights in weights/dummy"}), [])
     up = _quiet(h.on_image, str(FACE))[0][0]
-    (_, status, *_), warned = _quiet(h._run, up, True, "dummy", values(), _noprogress)
+    (_, status, *_), warned = _quiet(h._run, up, True, "dummy", "1", values(), _noprogress)
     assert "not available" in status and "no weights" in status and warned
 
 
@@ -158,11 +163,16 @@ def test_results_folder_is_bounded_by_size(tmp_path):
 
 def test_build_demo_has_the_pieces(model):
     import gradio as gr
-    demo = app_module.build_demo(app_module.AppState({"diffbfr": model}))
+    demo = app_module.build_demo(AppState({"diffbfr": model}))
     types = {type(b).__name__ for b in demo.blocks.values()}
     assert {"PhotoInput", "ImageSlider", "Gallery", "Slider", "Checkbox", "Button", "DownloadButton"} <= types
     sliders = {b.elem_id for b in demo.blocks.values() if type(b).__name__ == "Slider"}
-    assert sliders == {f"diffbfr-{k.name}" for k in S.knobs(DiffBFRSettings)}   # generated, not listed
+    # generated from the settings dataclass (and the method's simple control), not listed by hand
+    expected = {f"{n}-{k.name}" for n, m in methods.METHODS.items() for k in S.knobs(m.settings)}
+    expected |= {f"{n}-simple" for n, m in methods.METHODS.items() if m.simple is not None}
+    assert sliders == expected and "diffbfr-tem_t" in sliders
+    api = demo.get_api_info()["named_endpoints"]
+    assert list(api) == ["/restore"]   # the internal per-slider events are private
     assert isinstance(demo, gr.Blocks) and demo.delete_cache is not None
     assert app_module.parse_args(["--share", "--port", "7000", "--tiny"]).share
 
@@ -172,3 +182,43 @@ def test_create_app_loads_shipped_weights_and_falls_back(tmp_path):
     assert set(real.restorers) == {"diffbfr"} and real.models["diffbfr"].label == ""
     empty = app_module.create_app(tmp_path, device="cpu")
     assert "random tiny networks" in empty.models["diffbfr"].label
+
+
+def test_restore_pressed_while_the_upload_is_still_decoding(handlers):
+    """Restore with no session state yet but a photo in the box: decode it, don't say 'no photo'."""
+    copy = _upload("late.png")
+    copy.write_bytes(FACE.read_bytes())
+    (up, status, pair, *_), _ = call(handlers.on_restore, None, path=str(copy))
+    assert up is not None and up.name == "late" and "restored 1 face" in status and pair is not None
+
+
+def test_failed_upload_clears_the_photo_box(handlers):
+    bad = _upload("broken.png")
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out, _ = _quiet(handlers.on_image, str(bad))
+    assert out[0] is None and out[-1] == {"__type__": "update", "value": None}
+
+
+def test_output_scale_and_before_image_match(handlers):
+    up = _quiet(handlers.on_image, str(FACE))[0][0]
+    (up, status, pair, *_), _ = call(handlers.on_restore, up, scale="2")
+    assert _img(pair[0]).shape == _img(pair[1]).shape == (256, 256, 3) and "Output 2x" in status
+
+
+def test_simple_control_moves_the_expert_sliders_coherently(handlers):
+    updates = handlers.on_simple("diffbfr", 100)
+    set_ = {k.name: u["value"] for (m, k), u in zip(handlers.layout, updates) if isinstance(u, dict) and "value" in u}
+    assert set_ == {"irm_start": 800.0, "irm2_start": 800.0, "tem_t": 20.0}
+    default = DIFFBFR.simple.apply(DIFFBFR.simple.default)
+    assert default == {k: getattr(DiffBFRSettings(), k) for k in default}   # the default position = defaults
+
+
+def test_api_endpoint_function(handlers, tmp_path):
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(FACE.read_bytes())
+    restored, gallery, record = handlers.api_restore(str(photo), "diffbfr", True, '{"tem_t": 12, "irm64_steps": 1}')
+    assert Path(restored).name == "portrait_restored.png" and _img(restored).shape == (128, 128, 3)
+    assert len(gallery) == 4 and record["settings"]["tem_t"] == 12.0 and record["faces"][0]["index"] == 1
+    import gradio as gr
+    with pytest.raises(gr.Error, match="no setting"):
+        handlers.api_restore(str(photo), "diffbfr", True, '{"bogus": 1}')

@@ -113,7 +113,7 @@ def _status_has(page, text: str, timeout: float = 30_000) -> None:
 
 def _run_ui(page) -> None:
     # fewer steps keep the tiny networks quick on a busy CPU (no photo yet: nothing reruns)
-    page.get_by_text("Advanced").first.click()
+    page.locator("#advanced").get_by_text("Advanced settings").click()
     _set_slider(page, "diffbfr-irm64_steps", 3)
     _set_slider(page, "diffbfr-irm128_steps", 1)
     page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut.jpg"))
@@ -156,6 +156,58 @@ def test_example_loads_with_one_click(server, page):
     page.goto(server)
     page.locator("img[src*='astronaut_face_aligned']").first.click()
     _status_has(page, "Loaded a 128x128 photo")
+    page.locator("#advanced").get_by_text("Advanced settings").click()
     page.get_by_label("Input is an aligned face").check()
     page.locator("#restore").click()
     _status_has(page, "restored 1 face", timeout=45_000)
+
+
+def test_simple_control_moves_expert_sliders_and_reruns(server, page):
+    page.goto(server)
+    page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut_face_aligned.png"))
+    _status_has(page, "Loaded a 128x128 photo")
+    page.locator("#advanced").get_by_text("Advanced settings").click()
+    page.get_by_label("Input is an aligned face").check()
+    _set_slider(page, "diffbfr-irm64_steps", 2)
+    page.locator("#restore").click()
+    _status_has(page, "restored 1 face", timeout=45_000)
+    _set_slider(page, "diffbfr-simple", 80)
+    page.wait_for_function("document.querySelector('#diffbfr-irm_start input[type=number]').value == '640'")
+    assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "16"
+    _status_has(page, "ran: IRM 64")   # the new settings were restored, not just displayed
+
+
+def test_phone_width_shows_the_result_before_the_settings(server, page, tmp_path):
+    shot = Path(os.environ.get("DIFFBFR_PHONE_SCREENSHOT") or tmp_path / "phone.png")
+    pg = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    if True:  # a phone-sized page of the same browser
+        try:
+            pg.set_default_timeout(30_000)
+            pg.goto(server)
+            pg.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut.jpg"))
+            _status_has(pg, "Loaded a 512x512 photo")
+            pg.locator("#restore").click()
+            _status_has(pg, "restored 1 face", timeout=60_000)
+            pg.wait_for_function("document.querySelectorAll('#result img').length >= 2")
+            for sel in ("#result", "#faces_found"):  # lazy images load once scrolled to
+                pg.locator(sel).scroll_into_view_if_needed()
+            pg.wait_for_timeout(500)
+            pg.screenshot(path=str(shot), full_page=True)
+            top = {sel: pg.locator(sel).bounding_box()["y"] for sel in ("#restore", "#result", "#advanced")}
+            width = pg.evaluate("document.documentElement.scrollWidth")
+        finally:
+            pg.close()
+    print(f"phone screenshot: {shot}")
+    assert top["#restore"] < top["#result"] < top["#advanced"], top   # no scrolling past every setting
+    assert width <= 400   # nothing wider than the phone
+
+
+def test_api_round_trip_with_gradio_client(server, tmp_path):
+    from gradio_client import Client, handle_file
+    client = Client(server, verbose=False)
+    restored, gallery, record = client.predict(handle_file(str(ROOT / "examples" / "astronaut_face_aligned.png")),
+                                               "diffbfr", True, '{"irm64_steps": 1, "tem_t": 7.5}',
+                                               api_name="/restore")
+    from PIL import Image
+    assert Image.open(restored).size == (128, 128) and len(gallery) == 4
+    assert record["settings"]["tem_t"] == 7.5 and record["faces"][0]["index"] == 1

@@ -85,3 +85,10 @@ def test_cli_module_entry_point():
     for flag in ("--irm-start", "--irm2-start", "--tem-t", "--irm64-steps", "--irm128-steps",
                  "--tem-steps", "--seed", "--eta", "--aligned", "--weights", "--device", "--method"):
         assert flag in res.stdout
+
+
+def test_cli_upscale_makes_the_output_larger(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", "--upscale", "2", *FAST]) == 0
+    assert Image.open(out / "astronaut_face_aligned_restored.png").size == (256, 256)
+    assert json.loads((out / "astronaut_face_aligned.json").read_text())["scale"] == 2

@@ -83,7 +83,7 @@ def test_weights_folder_manifest_names_its_method(tmp_path):
     with pytest.raises(KeyError, match="unknown method"):
         methods.load(folder)
     assert methods.resolve_weights(tmp_path, "diffbfr") == folder
-    assert methods.weights_folders(ROOT / "weights") == {"diffbfr": ROOT / "weights" / "diffbfr"}
+    assert methods.weights_folders(ROOT / "weights") == {n: ROOT / "weights" / n for n in ("diffbfr", "panini")}
 
 
 def test_shipped_diffbfr_folder_loads_and_says_how_good_it_is():

@@ -103,7 +103,7 @@ def _two_face_photo(restorer):
     faces = [align_crop(FACE, "utk"), align_crop(FACE[:, ::-1].copy(), "utk")]
     faces[1].matrix = faces[1].matrix.copy()
     faces[1].matrix[0, 2] -= 128.0  # the second crop sits 128 px to the right in the photo
-    restorer.detections.put((image_key(photo), False), (faces, []))
+    restorer.detections.put((image_key(photo), False, False), (faces, []))
     return photo
 
 

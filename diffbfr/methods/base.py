@@ -40,6 +40,17 @@ class Stage:
     run: StageFn
     nfe: Callable[[Any], int]       # network evaluations at given settings (0: stage skipped)
     help: str = ""
+    describe: Callable[[dict], str] | None = None   # a face's info from `run` -> words for people
+
+
+@dataclass(frozen=True)
+class SimpleControl:
+    """One plain-words slider (0-100) that moves several settings coherently, for people who
+    have never heard of diffusion; the expert knobs stay available beside it."""
+    label: str                                   # e.g. "Fidelity ↔ detail"
+    help: str
+    default: float                               # the position that gives the settings' defaults
+    apply: Callable[[float], dict]               # position 0-100 -> {setting: value}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class Method:
     tiny_networks: Callable[[int], dict[str, nn.Module]]  # seed -> random tiny networks
     description: str = ""
     speed_baselines: dict = field(default_factory=dict)   # name -> settings overrides (bench.speed)
+    simple: SimpleControl | None = None
 
     def __post_init__(self):
         known = {INPUT}

@@ -1,0 +1,231 @@
+"""The app's callbacks: turn photo-path results into component values and user messages.
+Every callback catches its errors: the user sees a sentence, never a traceback."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from app_files import AppFiles
+from app_views import (
+    Upload,
+    details_markdown,
+    face_choices,
+    faces_preview,
+    gallery_items,
+    identity_markdown,
+    load_upload,
+    result_json,
+    settings_from_ui,
+    status_markdown,
+)
+from diffbfr import methods
+from diffbfr import settings as S
+from diffbfr.imageio import ImageError, stage_strip
+from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
+
+log = logging.getLogger("diffbfr.app")
+BOTH = "both"
+TOAST_S = 6   # warnings fade instead of piling up over new results
+N_OUT = 9     # outputs of the photo callbacks: see Handlers.outputs()
+
+
+class AppState:
+    """One PhotoRestorer per available method (sharing face detections) and, for the
+    registered methods without weights, the reason they are unavailable."""
+
+    def __init__(self, models: dict[str, methods.Model], unavailable: dict[str, str] | None = None,
+                 identity: bool = True, runner=None, cache_size: int = 512):
+        detections = LRUCache(32)
+        self.models = models
+        self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections)
+                          for n, m in models.items()}
+        self.unavailable = unavailable or {}
+
+    def chosen(self, choice: str) -> list[str]:
+        return list(self.restorers) if choice == BOTH else [choice]
+
+
+def knob_layout() -> list[tuple[str, S.Knob]]:
+    """(method, knob) for every slider, in the order the handlers receive their values."""
+    return [(name, k) for name, m in methods.METHODS.items() for k in S.knobs(m.settings)]
+
+
+def warn(message: str) -> None:
+    gr.Warning(message, duration=TOAST_S)
+
+
+class Handlers:
+    def __init__(self, app: AppState, example_paths: list[str]):
+        self.app = app
+        self.files = AppFiles(example_paths)
+        self.layout = knob_layout()
+
+    # outputs: state, status, result, download, gallery, identity, face downloads, face picker, preview
+    def _cleared(self, up, status, photo=gr.skip()):
+        return (up, status, None, gr.update(value=None, visible=False), [], "",
+                gr.update(value=None, visible=False), gr.update(choices=[], value=[], visible=False), photo)
+
+    def _skip(self):
+        return tuple(gr.skip() for _ in range(N_OUT))
+
+    def on_image(self, path):
+        if not path:
+            return self._cleared(None, "")
+        if not os.path.exists(path):
+            # the component can fire `change` twice for one upload; the first call already
+            # handled it and deleted the file: keep what it showed
+            return self._skip()
+        try:
+            up = load_upload(path, name=Path(path).stem)
+        except Exception as exc:  # noqa: BLE001 -- unknown decoder failures included
+            if not isinstance(exc, ImageError):
+                log.exception("loading %s failed", path)
+                exc = f"Could not read this image ({type(exc).__name__}: {exc})."
+            self.files.discard_upload(path)  # unusable: no reason to keep it
+            warn(str(exc))
+            # clear the Photo box too: no broken or partial picture stays on screen
+            return self._cleared(None, f"⚠️ {exc}", gr.update(value=None))
+        h, w = up.rgb.shape[:2]
+        lines = [f"Loaded a {w}x{h} photo. Press **Restore**."] + [f"- {n}" for n in up.notices]
+        return self._cleared(up, "\n".join(lines))
+
+    def _current(self, up: Upload | None, path: str | None) -> Upload | None:
+        """The upload to restore. Restore can be pressed while a large photo is still being
+        decoded by on_image (7-10 s for 100 MP): then decode it here instead of answering
+        'no photo' next to a visible photo."""
+        if path and os.path.exists(path) and (up is None or up.source != path):
+            return load_upload(path, name=Path(path).stem)
+        return up
+
+    def on_restore(self, up, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+        try:
+            up = self._current(up, path)
+        except Exception as exc:  # noqa: BLE001
+            return self.on_image(path) if isinstance(exc, ImageError) else self._cleared(None, f"⚠️ {exc}")
+        if up is None:
+            msg = "No photo loaded: upload one or pick an example."
+            warn(msg)
+            return self._cleared(None, msg)
+        up.selection = None  # a fresh Restore restores the default faces
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+
+    def on_tune(self, up, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+        """A setting moved: rerun live, but only once the user has pressed Restore."""
+        if up is None or not up.restored:
+            return self._skip()
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+
+    def on_pick(self, up, picked, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+        """Faces ticked / unticked: rerun without detecting again (detections are cached)."""
+        if up is None or not up.restored:
+            return self._skip()
+        up.selection = [int(i) for i in picked or []]
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+
+    def on_simple(self, name: str, position):
+        """The plain-words slider moved: set that method's expert sliders coherently."""
+        method = methods.get(name)
+        overrides = method.simple.apply(position if position is not None else method.simple.default)
+        return [gr.update(value=overrides[k.name]) if m == name and k.name in overrides else gr.skip()
+                for m, k in self.layout]
+
+    def settings_for(self, name: str, values) -> object:
+        mine = [v for (m, _), v in zip(self.layout, values) if m == name]
+        return settings_from_ui(methods.get(name), mine)
+
+    def _run(self, up: Upload, aligned: bool, choice: str, scale, values, progress, thorough: bool = False):
+        if choice in self.app.unavailable:
+            msg = f"{methods.get(choice).title} is not available: {self.app.unavailable[choice]}"
+            warn(msg)
+            return (up, f"⚠️ {msg}") + tuple(gr.skip() for _ in range(N_OUT - 2))
+        names = self.app.chosen(choice)
+        try:
+            results = []
+            for k, name in enumerate(names):
+                def report(f, m, _k=k, _n=name):
+                    progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
+                results.append(self.app.restorers[name].restore(
+                    up.rgb, self.settings_for(name, values), aligned, key=up.key, select=up.selection,
+                    progress=report, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("restore failed")
+            warn(f"Restoration failed: {exc}")
+            return (up, f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).") + \
+                tuple(gr.skip() for _ in range(N_OUT - 2))
+        finally:
+            path, up.path = up.path, None
+            self.files.discard_upload(path)
+        up.restored = True
+        first = results[0]
+        status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
+                             for r in results)
+        status += "".join(f"\n- {n}" for n in up.notices)
+        picker = gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not aligned,
+                           value=[f.index for f in first.faces] if up.selection is None else up.selection)
+        preview = gr.skip() if aligned else faces_preview(up.rgb, first.found, [f.index for f in first.faces])
+        if not first.faces:
+            warn(first.notices[-1] if first.notices else "No face found.")
+            return (up, status, None, gr.update(value=None, visible=False), [], "",
+                    gr.update(value=None, visible=False), picker, preview)
+        before, after = self.files.result_pair(up, first.image, first.scale)
+        gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
+        titles = {n: methods.get(n).title for n in names}
+        face_files = self._face_files(up, results)
+        notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
+        details = details_markdown(results)
+        return (up, status, (before, after), gr.update(value=after, visible=True), gallery,
+                identity_markdown(results, titles, quality_ok=all(notes)) + (f"\n\n{details}" if details else ""),
+                gr.update(value=face_files, visible=True), picker, preview)
+
+    def _face_files(self, up: Upload, results) -> list[str]:
+        """Per face: the restored 128 px face and its stage strip, named after the upload."""
+        out = []
+        for r in results:
+            tag = "" if len(results) == 1 else f"_{r.method}"
+            labels = methods.get(r.method).labels
+            for f in r.faces:
+                base = f"{up.name}_face{f.index + 1}{tag}"
+                out.append(self.files.write(f"{base}_restored.png", f.stages.result))
+                out.append(self.files.write(f"{base}_stages.png",
+                                            stage_strip([f.stages[n] for n in labels], 128)))
+        return out
+
+    # ------------------------------------------------------------------ the API endpoint
+    def api_restore(self, image: str, method: str = "diffbfr", aligned: bool = False,
+                    settings_json: str = "{}"):
+        """One call: photo + method + settings (JSON object of that method's settings; missing
+        ones take their defaults, values are clamped) -> the restored photo, every stage of every
+        face, and a JSON record (settings used, faces, identity, timings, notices)."""
+        if method not in self.app.restorers:
+            raise gr.Error(f"method {method!r} is not available; available: {', '.join(self.app.restorers)}")
+        try:
+            values = json.loads(settings_json or "{}")
+            s = S.clamp(methods.get(method).settings, values)
+            up = load_upload(image, name=Path(image).stem)
+            result = self.app.restorers[method].restore(up.rgb, s, bool(aligned), key=up.key)
+        except (ImageError, ValueError, KeyError) as exc:
+            raise gr.Error(str(exc)) from None
+        finally:
+            self.files.discard_upload(image)
+        restored = self.files.write(f"{up.name}_restored.png", result.image)
+        gallery = [(self.files.write(f"{up.name}_{caption}.png", np.asarray(img)), caption)
+                   for img, caption in gallery_items(result, methods.get(method), size=128)]
+        return restored, gallery, result_json(result, up.notices)
+
+
+def stage_runner_for(models: dict[str, methods.Model], gpu, on_zero_gpu: bool):
+    """The runner the photo path calls for every network evaluation. On ZeroGPU it runs in a
+    worker process that receives its arguments pickled: the model travels by name, and no
+    progress callback can cross."""
+    @gpu(duration=60)
+    def run_on_gpu(method: str, jobs, settings, seeds, progress=None):
+        return run_stages(models[method], jobs, settings, seeds, progress)
+
+    def runner(model, jobs, settings, seeds=None, progress=None):
+        return run_on_gpu(model.name, jobs, settings, seeds, None if on_zero_gpu else progress)
+    return runner
