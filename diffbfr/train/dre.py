@@ -1,5 +1,6 @@
-"""Pretrain Panini-Net's degradation representation encoder (DRE) by contrast:
-    python -m diffbfr.train.dre --minutes 30 --threads 2 --init-from scratch   (or: python -m diffbfr.train dre ...)
+"""Pretrain Panini-Net's degradation representation encoder (DRE) by contrast.  The shipped CPU run:
+    python -m diffbfr.train.dre --minutes 30 --threads 2 --warmup 100 --decay-steps 1200 --momentum 0.99 --queue 1024
+(add --init-from scratch | resume | PATH; the same trainer is python -m diffbfr.train dre ...)
 
 Reads top to bottom: arguments -> faces (UTKFace train split, or a pack) split into train /
 held-out -> MoCo (query DRE + head, momentum key copy, queue) and Adam -> initialisation
