@@ -28,6 +28,7 @@ from app_handlers import BOTH, AppState, Handlers, knob_layout, stage_runner_for
 from app_views import weights_notice
 from diffbfr import methods
 from diffbfr import settings as S
+from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
     import spaces
@@ -46,8 +47,13 @@ SCALE_CHOICES = [("Auto", "auto"), ("Same size", "1"), ("2x", "2"), ("4x", "4")]
 
 def create_app(weights: str | Path = ROOT / "weights", device: str | None = None, tiny: bool = False,
                identity: bool = True) -> AppState:
-    models, unavailable = {}, {}
+    models, unavailable, autos = {}, {}, {}
     for name in methods.METHODS:
+        try:  # a method with a calibration gets automatic start steps
+            autos[name] = Auto.load(weights, name) if not tiny else \
+                Auto(Estimator.tiny(), Calibration.load(Path(weights) / name / CALIBRATION_FILE))
+        except (FileNotFoundError, ValueError):
+            pass
         if tiny:
             models[name] = methods.tiny(name, seed=0, device=device or "cpu")
             continue
@@ -63,7 +69,8 @@ def create_app(weights: str | Path = ROOT / "weights", device: str | None = None
         unavailable.pop(first, None)
     _MODELS.clear()
     _MODELS.update(models)
-    return AppState(models, unavailable, identity=identity, runner=stage_runner_for(_MODELS, gpu, ON_ZERO_GPU))
+    return AppState(models, unavailable, identity=identity, runner=stage_runner_for(_MODELS, gpu, ON_ZERO_GPU),
+                    autos=autos)
 
 
 def example_files() -> list[str]:
@@ -139,6 +146,11 @@ def build_demo(app: AppState) -> gr.Blocks:
                                                  label=f"{method.simple.label} ({method.title})",
                                                  info=method.simple.help, elem_id=f"{name}-simple",
                                                  visible=name == first)
+                has_auto = any(r.auto is not None for r in app.restorers.values())
+                auto = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
+                                   info="Each face gets settings calibrated for its estimated degradation "
+                                        "(shown under the result). Moving a start-step slider switches it off.",
+                                   visible=has_auto, elem_id="auto")
                 restore_btn = gr.Button("Restore", variant="primary", elem_id="restore")
                 examples_box = gr.Column()
             with gr.Column(scale=3, min_width=300):
@@ -156,6 +168,11 @@ def build_demo(app: AppState) -> gr.Blocks:
                                    format="jpeg")
                 face_files = gr.File(label="Per-face downloads", file_count="multiple", visible=False,
                                      elem_id="face_files")
+                guess_btn = gr.Button("Where is it guessing? (4 samples per face, ~4x a restore)",
+                                      elem_id="guess")
+                guess = gr.Gallery(label="Where the model is guessing (bright = samples disagree)", columns=4,
+                                   format="png", object_fit="contain", elem_id="guessing")
+                guess_text = gr.Markdown(elem_id="guessing_text")
         with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
             aligned = gr.Checkbox(False, label="Input is an aligned face",
                                   info="Skip face detection and treat the whole image as one face crop "
@@ -178,7 +195,7 @@ def build_demo(app: AppState) -> gr.Blocks:
                             "face* under Advanced settings for it.", elem_id="examples_hint")
 
         outputs = [state, status, result, download, gallery, identity, face_files, pick, preview]
-        inputs = [state, image_in, aligned, choice, scale, thorough, *sliders]
+        inputs = [state, image_in, aligned, choice, scale, thorough, auto, *sliders]
         private = dict(api_visibility="private")
         image_in.change(h.on_image, [image_in], outputs[:8] + [image_in], concurrency_id="load",
                         concurrency_limit=2, show_progress="hidden", **private)
@@ -188,16 +205,23 @@ def build_demo(app: AppState) -> gr.Blocks:
         # always_last so a burst of moves collapses into one rerun.
         tune = dict(concurrency_id="gpu", trigger_mode="always_last", show_progress="minimal",
                     show_progress_on=[status], **private)
-        for sl in sliders:
-            sl.release(h.on_tune, inputs, outputs, **tune)
-        for control in (aligned, scale, thorough):
+        manual = {f for r in app.restorers.values() if r.auto is not None for f in r.auto.calibration.fields}
+        for sl, (_, k) in zip(sliders, h.layout):
+            if k.name in manual:  # moving a start-step slider means "I choose": Auto off
+                sl.release(lambda: gr.update(value=False), None, [auto], **private) \
+                    .then(h.on_tune, inputs, outputs, **tune)
+            else:
+                sl.release(h.on_tune, inputs, outputs, **tune)
+        guess_btn.click(h.on_uncertainty, [state], [guess, guess_text], concurrency_id="gpu",
+                        show_progress_on=[guess_text], **private)
+        for control in (aligned, scale, thorough, auto):
             control.input(h.on_tune, inputs, outputs, **tune)
         choice.input(lambda c: [gr.update(visible=(n == c or c == BOTH)) for n in simple], [choice],
                      list(simple.values()), **private).then(h.on_tune, inputs, outputs, **tune)
         pick.input(h.on_pick, [state, pick, *inputs[1:]], outputs, **tune)
         for name, sl in simple.items():
-            sl.release(lambda v, _n=name: h.on_simple(_n, v), [sl], sliders, **private) \
-                .then(h.on_tune, inputs, outputs, **tune)
+            sl.release(lambda v, _n=name: [gr.update(value=False)] + h.on_simple(_n, v), [sl], [auto, *sliders],
+                       **private).then(h.on_tune, inputs, outputs, **tune)
 
         # the one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON
         with gr.Row(visible=False):

@@ -25,8 +25,9 @@ from app_views import (
 )
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.imageio import ImageError, stage_strip
+from diffbfr.imageio import ImageError, stage_strip, upscale_nearest
 from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
+from diffbfr.uncertainty import stochastic, uncertainties
 
 log = logging.getLogger("diffbfr.app")
 BOTH = "both"
@@ -39,10 +40,11 @@ class AppState:
     registered methods without weights, the reason they are unavailable."""
 
     def __init__(self, models: dict[str, methods.Model], unavailable: dict[str, str] | None = None,
-                 identity: bool = True, runner=None, cache_size: int = 512):
+                 identity: bool = True, runner=None, cache_size: int = 512, autos: dict | None = None):
         detections = LRUCache(32)
         self.models = models
-        self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections)
+        self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections,
+                                           auto=(autos or {}).get(n))
                           for n, m in models.items()}
         self.unavailable = unavailable or {}
 
@@ -102,7 +104,7 @@ class Handlers:
             return load_upload(path, name=Path(path).stem)
         return up
 
-    def on_restore(self, up, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+    def on_restore(self, up, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
         try:
             up = self._current(up, path)
         except Exception as exc:  # noqa: BLE001
@@ -112,20 +114,20 @@ class Handlers:
             warn(msg)
             return self._cleared(None, msg)
         up.selection = None  # a fresh Restore restores the default faces
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
 
-    def on_tune(self, up, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+    def on_tune(self, up, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
         """A setting moved: rerun live, but only once the user has pressed Restore."""
         if up is None or not up.restored:
             return self._skip()
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
 
-    def on_pick(self, up, picked, path, aligned, choice, scale, thorough, *values, progress=gr.Progress()):
+    def on_pick(self, up, picked, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
         """Faces ticked / unticked: rerun without detecting again (detections are cached)."""
         if up is None or not up.restored:
             return self._skip()
         up.selection = [int(i) for i in picked or []]
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough))
+        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
 
     def on_simple(self, name: str, position):
         """The plain-words slider moved: set that method's expert sliders coherently."""
@@ -138,7 +140,8 @@ class Handlers:
         mine = [v for (m, _), v in zip(self.layout, values) if m == name]
         return settings_from_ui(methods.get(name), mine)
 
-    def _run(self, up: Upload, aligned: bool, choice: str, scale, values, progress, thorough: bool = False):
+    def _run(self, up: Upload, aligned: bool, choice: str, scale, values, progress, thorough: bool = False,
+             auto: bool = False):
         if choice in self.app.unavailable:
             msg = f"{methods.get(choice).title} is not available: {self.app.unavailable[choice]}"
             warn(msg)
@@ -151,7 +154,8 @@ class Handlers:
                     progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
                 results.append(self.app.restorers[name].restore(
                     up.rgb, self.settings_for(name, values), aligned, key=up.key, select=up.selection,
-                    progress=report, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough))
+                    progress=report, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough,
+                    auto=auto))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(f"Restoration failed: {exc}")
@@ -161,6 +165,7 @@ class Handlers:
             path, up.path = up.path, None
             self.files.discard_upload(path)
         up.restored = True
+        up.last = results
         first = results[0]
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
@@ -194,6 +199,25 @@ class Handlers:
                 out.append(self.files.write(f"{base}_stages.png",
                                             stage_strip([f.stages[n] for n in labels], 128)))
         return out
+
+    def on_uncertainty(self, up, progress=gr.Progress()):
+        """Where is the model guessing: K = 4 samples of each restored face with per-step noise
+        (eta = 1), batched; the per-pixel spread as a heat map over the face."""
+        if up is None or not up.last or not up.last[0].faces:
+            warn("Restore a photo first.")
+            return [], ""
+        items, lines = [], []
+        for r in up.last:
+            restorer = self.app.restorers[r.method]
+            progress(0.1, desc=f"{methods.get(r.method).title}: 4 samples per face")
+            maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
+                                 [stochastic(f.settings) for f in r.faces], runner=restorer.runner)
+            for f, u in zip(r.faces, maps):
+                items += [(upscale_nearest(u.overlay, 256), f"Face {f.index + 1} · where it guesses"),
+                          (upscale_nearest(u.heat, 256), f"Face {f.index + 1} · spread")]
+                lines.append(f"- Face {f.index + 1} ({methods.get(r.method).title}): {u.words}.")
+        lines.append("\n*Bright = the samples disagree: the model is inventing there, not reading your photo.*")
+        return items, "\n".join(lines)
 
     # ------------------------------------------------------------------ the API endpoint
     def api_restore(self, image: str, method: str = "diffbfr", aligned: bool = False,

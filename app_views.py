@@ -31,6 +31,7 @@ class Upload:
     source: str | None = None     # the file it came from (kept: tells a newer upload apart)
     restored: bool = False        # a result exists: sliders may rerun live
     selection: list[int] | None = None   # faces the user ticked (None: the default ones)
+    last: list | None = None      # the latest PhotoResults (the uncertainty view reads them)
 
 
 def load_upload(src, name: str = "photo", path: str | None = None,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import methods
 from . import settings as S
+from .auto import CALIBRATION_FILE, Auto, Calibration, Estimator
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, save_png, stage_strip
 from .photo import PhotoRestorer
 
@@ -43,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--tiny", action="store_true", help="random tiny networks (testing only, no weights)")
     p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS, help="downscale larger photos (pixels)")
+    p.add_argument("--auto", action="store_true",
+                   help="choose the start steps per face from its estimated degradation (calibrated: "
+                        "weights/<method>/auto_calibration.json); replaces the explicit start-step flags")
     p.add_argument("--thorough", action="store_true",
                    help="look harder for faces: every detector pass on every photo (small and turned faces "
                         "in group photos; ~3 s more per photo on a 2-core CPU)")
@@ -72,11 +76,11 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 
 def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, aligned: bool,
-                 max_pixels: int, scale: int | str = 1, thorough: bool = False) -> dict:
+                 max_pixels: int, scale: int | str = 1, thorough: bool = False, auto: bool = False) -> dict:
     t0 = time.perf_counter()
     loaded = load_image(path, max_pixels=max_pixels)
     load_s = time.perf_counter() - t0
-    res = restorer.restore(loaded.rgb, s, aligned, scale=scale, thorough=thorough)
+    res = restorer.restore(loaded.rgb, s, aligned, scale=scale, thorough=thorough, auto=auto)
     method = restorer.model.method
     written, faces = [], []
     if res.faces:
@@ -86,7 +90,9 @@ def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, 
         written.append(str(save_png(strip, stage_strip([f.stages[n] for n in method.labels], 128))))
         faces.append({"index": f.index + 1, "identity_distance": f.identity, "face_size_px": f.aligned.face_size,
                       "timings_s": f.stages.timings, "nfe": f.stages.nfe, "stages_png": strip.name,
-                      "stages": list(method.labels.values())})
+                      "stages": list(method.labels.values()), "settings": S.to_dict(f.settings),
+                      "auto": None if f.auto is None else {"estimate": f.auto.estimate.as_dict(),
+                                                           "words": f.auto.words}})
     record = {"input": str(path), "size": [int(loaded.rgb.shape[1]), int(loaded.rgb.shape[0])],
               "was_grey": loaded.was_grey, "aligned": aligned, "method": method.name,
               "settings": S.to_dict(s), "notices": loaded.notices + res.notices, "faces": faces,
@@ -118,7 +124,17 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc} (use --weights DIR, or --tiny to test without weights)", file=sys.stderr)
         return 2
-    restorer = PhotoRestorer(model, cache_size=16)
+    auto = None
+    if args.auto:
+        try:
+            auto = Auto(Estimator.tiny(), Calibration.load(methods.resolve_weights(args.weights, args.method)
+                                                           / CALIBRATION_FILE)) if args.tiny \
+                else Auto.load(args.weights if (Path(args.weights) / "estimator").is_dir() else
+                               Path(args.weights).parent, args.method)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
+            return 2
+    restorer = PhotoRestorer(model, cache_size=16, auto=auto)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     done, no_face = [], []
@@ -130,7 +146,7 @@ def main(argv=None) -> int:
         try:
             rec = restore_file(restorer, path, out_dir, names[path], args.settings, args.aligned,
                                int(args.max_pixels), args.upscale if args.upscale == "auto" else int(args.upscale),
-                               args.thorough)
+                               args.thorough, args.auto)
         except Exception as exc:  # a bad file is reported, the rest of the folder still runs
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
             print(f"skipped {path.name}: {reason}", file=sys.stderr)

@@ -22,6 +22,7 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
+from .auto import Auto, AutoFace, auto_settings, describe
 from .faces.align import AlignedFace, align_crop, find_faces
 from .faces.detect import DlibDetector
 from .faces.models import load_once
@@ -216,6 +217,8 @@ class FaceResult:
     aligned: AlignedFace
     stages: FaceStages
     identity: float | None        # dlib distance input face -> result (< 0.6: same person)
+    settings: object = None       # the settings this face was restored with
+    auto: AutoFace | None = None  # with Auto: the estimated degradation, in numbers and words
 
 
 @dataclass
@@ -237,8 +240,11 @@ class PhotoRestorer:
     users is safe). `detections` may be shared between the restorers of several methods."""
 
     def __init__(self, model: Model, cache_size: int = 512, max_faces: int = MAX_FACES,
-                 identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None):
+                 identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None,
+                 auto: Auto | None = None):
         self.model = model
+        self.auto = auto              # None: the method has no calibrated automatic settings
+        self.estimates = LRUCache(cache_size)
         self.runner = runner
         self.stages = LRUCache(cache_size)
         self.identities = LRUCache(cache_size)
@@ -281,12 +287,14 @@ class PhotoRestorer:
 
     def restore(self, image: np.ndarray, settings=None, aligned: bool = False, key: str | None = None,
                 select: Sequence[int] | None = None, progress: Progress | None = None,
-                scale: int | str = 1, thorough: bool = False) -> PhotoResult:
+                scale: int | str = 1, thorough: bool = False, auto: bool = False) -> PhotoResult:
         """Restore the faces of a photo. `select`: indices of the found faces to restore
         (default: all, at most max_faces); the others are left untouched and not run.
         `scale`: 1, 2, 4 or "auto" (enough that the largest face keeps its 128 px detail,
         capped at faces/paste.MAX_OUTPUT_PIXELS): the output is that many times larger,
-        the background upscaled with a classical filter and the faces pasted at that scale."""
+        the background upscaled with a classical filter and the faces pasted at that scale.
+        `auto` (needs self.auto): each face gets the settings calibrated for its estimated
+        degradation (the calibrated fields replace those of `settings`; the rest is kept)."""
         report = progress or _silent
         s = settings if settings is not None else self.model.method.settings()
         key = key or image_key(image)
@@ -313,8 +321,14 @@ class PhotoRestorer:
         n = len(chosen)
         report(0.1, f"Found {len(found)} face{'s' if len(found) != 1 else ''}"
                + (f", restoring {n}" if n != len(found) else ""))
+        autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
+        per = [a.settings if a is not None else s for a in autos]
+        for i, a in zip(chosen, autos):
+            if a is not None:
+                picked = ", ".join(f"{k} {getattr(a.settings, k):g}" for k in self.auto.calibration.fields)
+                notices.append(f"Face {i + 1}: {a.words} → Auto: {picked}.")
         t1 = time.perf_counter()
-        stages = restore_faces(self.model, [found[i].image for i in chosen], s, self.stages,
+        stages = restore_faces(self.model, [found[i].image for i in chosen], per, self.stages,
                                [(key, aligned, i) for i in chosen], lambda f, m: report(0.1 + 0.75 * f, m),
                                self.runner)
         timings["stages"] = time.perf_counter() - t1
@@ -336,12 +350,24 @@ class PhotoRestorer:
 
         report(0.93, "Comparing identity")
         t3 = time.perf_counter()
-        faces = [FaceResult(i, found[i], st, self._identity((key, aligned, i), s, st))
-                 for i, st in zip(chosen, stages)]
+        faces = [FaceResult(i, found[i], st, self._identity((key, aligned, i), fs, st), fs, a)
+                 for i, st, fs, a in zip(chosen, stages, per, autos)]
         timings["identity"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         report(1.0, f"Done: {n} face{'s' if n != 1 else ''}")
         return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
+
+    def _auto_faces(self, found, chosen, key, aligned, s) -> list[AutoFace]:
+        """Auto settings per chosen face; the estimate is cached per face, so a slider move
+        does not run the estimator again."""
+        out = []
+        for i in chosen:
+            estimate = self.estimates.get((key, aligned, i))
+            if estimate is None:
+                estimate = self.auto.estimator.estimate([found[i].image])[0]
+                self.estimates.put((key, aligned, i), estimate)
+            out.append(AutoFace(auto_settings(s, estimate, self.auto.calibration), estimate, describe(estimate)))
+        return out
 
     def _identity(self, face_key: tuple, s, st: FaceStages) -> float | None:
         """Distance between the input face's and the result's dlib embeddings; the input's
@@ -366,7 +392,9 @@ class PhotoRestorer:
 
 
 def restore_photo(model: Model, image: np.ndarray, settings=None, aligned: bool = False,
-                  progress: Progress | None = None, identity: bool = True) -> PhotoResult:
-    """One call: every face of a photo restored and pasted back (no cache kept)."""
-    return PhotoRestorer(model, cache_size=0, identity=identity).restore(image, settings, aligned,
-                                                                        progress=progress)
+                  progress: Progress | None = None, identity: bool = True, scale: int | str = 1,
+                  auto: Auto | None = None) -> PhotoResult:
+    """One call: every face of a photo restored and pasted back (no cache kept). With `auto`
+    (e.g. Auto.load("weights", "diffbfr")) each face gets its own calibrated settings."""
+    return PhotoRestorer(model, cache_size=0, identity=identity, auto=auto).restore(
+        image, settings, aligned, progress=progress, scale=scale, auto=auto is not None)

@@ -40,9 +40,9 @@ def values(**changes) -> list:
     return [fast.get(k.name, k.default) for _, k in knob_layout()]
 
 
-def call(fn, up, aligned=True, path=None, scale="1", choice="diffbfr", thorough=False, **changes):
+def call(fn, up, aligned=True, path=None, scale="1", choice="diffbfr", thorough=False, auto=False, **changes):
     """A photo callback with every input the app wires to it."""
-    return _quiet(fn, up, path, aligned, choice, scale, thorough, *values(**changes), progress=_noprogress)
+    return _quiet(fn, up, path, aligned, choice, scale, thorough, auto, *values(**changes), progress=_noprogress)
 
 
 def _quiet(fn, *a, **k):
@@ -222,3 +222,27 @@ def test_api_endpoint_function(handlers, tmp_path):
     import gradio as gr
     with pytest.raises(gr.Error, match="no setting"):
         handlers.api_restore(str(photo), "diffbfr", True, '{"bogus": 1}')
+
+
+def test_auto_sets_each_face_and_says_why(model, tmp_path, monkeypatch):
+    from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    auto = Auto(Estimator.tiny(), Calibration.load(ROOT / "weights" / "diffbfr" / CALIBRATION_FILE))
+    h = Handlers(AppState({"diffbfr": model}, autos={"diffbfr": auto}), [])
+    up = _quiet(h.on_image, str(FACE))[0][0]
+    (up, status, *_), _ = call(h.on_restore, up, auto=True)
+    assert "→ Auto: irm_start" in status
+    face = up.last[0].faces[0]
+    assert face.auto is not None and face.settings != DiffBFRSettings(irm64_steps=1, irm128_steps=1, tem_steps=1)
+    assert {k: getattr(face.settings, k) for k in auto.calibration.fields} == \
+        {k: getattr(face.auto.settings, k) for k in auto.calibration.fields}
+    (up, status2, *_), _ = call(h.on_tune, up, auto=False)      # manual again: the sliders' values
+    assert "Auto" not in status2 and up.last[0].faces[0].auto is None
+
+
+def test_uncertainty_view_after_a_restore(handlers):
+    assert _quiet(handlers.on_uncertainty, None, progress=_noprogress)[0] == ([], "")
+    up = _quiet(handlers.on_image, str(FACE))[0][0]
+    (up, *_), _ = call(handlers.on_restore, up)
+    (items, text), _ = _quiet(handlers.on_uncertainty, up, progress=_noprogress)
+    assert len(items) == 2 and items[0][0].shape == (256, 256, 3) and "grey levels" in text

@@ -118,6 +118,8 @@ def _run_ui(page) -> None:
     _set_slider(page, "diffbfr-irm128_steps", 1)
     page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "astronaut.jpg"))
     _status_has(page, "Loaded a 512x512 photo")
+    # manual start steps: with Auto on, moving the TEM slider would switch Auto off and rerun IRM too
+    page.locator("#auto input[type=checkbox]").uncheck()
 
     page.locator("#restore").click()
     _status_has(page, "restored 1 face", timeout=45_000)

@@ -92,3 +92,11 @@ def test_cli_upscale_makes_the_output_larger(tmp_path):
     assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", "--upscale", "2", *FAST]) == 0
     assert Image.open(out / "astronaut_face_aligned_restored.png").size == (256, 256)
     assert json.loads((out / "astronaut_face_aligned.json").read_text())["scale"] == 2
+
+
+def test_cli_auto_records_each_face_estimate(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", "--auto", *FAST]) == 0
+    face = json.loads((out / "astronaut_face_aligned.json").read_text())["faces"][0]
+    assert set(face["auto"]["estimate"]) >= {"severity"} and "severity" in face["auto"]["words"]
+    assert face["settings"]["irm64_steps"] == 1   # steps kept from the flags, start steps from Auto
