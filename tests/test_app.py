@@ -246,3 +246,13 @@ def test_uncertainty_view_after_a_restore(handlers):
     (up, *_), _ = call(handlers.on_restore, up)
     (items, text), _ = _quiet(handlers.on_uncertainty, up, progress=_noprogress)
     assert len(items) == 2 and items[0][0].shape == (256, 256, 3) and "grey levels" in text
+
+
+def test_app_runs_panini_on_tiny_networks_and_shows_its_decision(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    h = Handlers(AppState({"diffbfr": model, "panini": methods.tiny("panini")}), [])
+    up = _quiet(h.on_image, str(FACE))[0][0]
+    (up, status, pair, _, gallery, ident, *_), _ = call(h.on_restore, up, choice="both")
+    assert "DiffBFR: restored 1 face" in status and "Panini-Net: restored 1 face" in status
+    assert len(gallery) == 4 + 2 and "share taken from the learned face prior" in ident
+    assert [r.method for r in up.last] == ["diffbfr", "panini"]

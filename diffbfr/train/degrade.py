@@ -46,10 +46,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..frame import FRAME  # the reference side for pixel-valued parameters
 from .data import default_data_dir, iter_faces
 
 LEVELS = ("light", "medium", "heavy")
-FRAME = 128  # reference side for pixel-valued parameters
 
 _DOWN_INTERP = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 _UP_INTERP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
