@@ -225,7 +225,7 @@ def build_demo(app: AppState) -> gr.Blocks:
 
         # the one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON
         with gr.Row(visible=False):
-            api_in = [gr.Image(type="filepath"), gr.Textbox(value=first), gr.Checkbox(False),
+            api_in = [PhotoInput(type="filepath", image_mode=None), gr.Textbox(value=first), gr.Checkbox(False),
                       gr.Textbox(value="{}")]
             api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
             gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from diffbfr.faces.paste import upscale
 from diffbfr.imageio import save_png
 
 MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
+API_UPLOAD_GRACE_S = 120.0  # API uploads of identical bytes share one file while queued: delete later
 KEEP_NEWEST_S = 60.0      # never prune a file younger than this: Gradio may still be copying it
 
 
@@ -45,6 +47,7 @@ class AppFiles:
         cache.mkdir(parents=True, exist_ok=True)
         self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_results_", dir=cache))
         self.max_bytes = max_bytes
+        self.pending: set[Path] = set()   # API uploads to delete once the grace period is over
         atexit.register(shutil.rmtree, self.outdir, True)
 
     def write(self, filename: str, image: np.ndarray) -> str:
@@ -67,7 +70,16 @@ class AppFiles:
         return str(before), self.write(f"{up.name}_restored.png", restored)
 
     def prune(self) -> None:
-        """Delete the oldest result files until the folder is under max_bytes."""
+        """Delete the oldest result files until the folder is under max_bytes, and the API
+        uploads whose grace period is over."""
+        now = time.time()
+        for p in list(self.pending):
+            try:
+                if now - p.stat().st_mtime > API_UPLOAD_GRACE_S:
+                    self._delete_upload(p)
+                    self.pending.discard(p)
+            except OSError:
+                self.pending.discard(p)
         files = []
         for f in self.outdir.rglob("*.png"):
             try:
@@ -88,14 +100,22 @@ class AppFiles:
     def folder_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.outdir.rglob("*") if f.is_file())
 
-    def discard_upload(self, path: str | None) -> None:
-        """Delete an upload's file (and its folder) once it is no longer needed."""
+    def discard_upload(self, path: str | None, grace: bool = False) -> None:
+        """Delete an upload's file (and its folder) once it is no longer needed. grace: the
+        API's uploads are stored by content hash, so concurrent requests with identical bytes
+        share one file; delete it only after API_UPLOAD_GRACE_S (prune() does)."""
         if not path or not os.path.isfile(path):
             return
         upload_dir = Path(get_upload_folder()).resolve()
         p = Path(path).resolve()
         if upload_dir not in p.parents or _sha256(p) in self.example_hashes:
             return  # not an upload (a local file, or an example Gradio will hand out again)
+        if grace:
+            self.pending.add(p)
+            return
+        self._delete_upload(p)
+
+    def _delete_upload(self, p: Path) -> None:
         p.unlink(missing_ok=True)
         try:
             p.parent.rmdir()  # Gradio keeps each upload in its own folder

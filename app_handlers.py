@@ -25,7 +25,7 @@ from app_views import (
 )
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.imageio import ImageError, stage_strip, upscale_nearest
+from diffbfr.imageio import ImageError, release_memory, stage_strip, upscale_nearest
 from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
 from diffbfr.uncertainty import stochastic, uncertainties
 
@@ -164,6 +164,7 @@ class Handlers:
         finally:
             path, up.path = up.path, None
             self.files.discard_upload(path)
+            release_memory()  # a large photo's temporary buffers go back to the system
         up.restored = True
         up.last = results
         first = results[0]
@@ -235,7 +236,8 @@ class Handlers:
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(str(exc)) from None
         finally:
-            self.files.discard_upload(image)
+            self.files.discard_upload(image, grace=True)
+            release_memory()
         restored = self.files.write(f"{up.name}_restored.png", result.image)
         gallery = [(self.files.write(f"{up.name}_{caption}.png", np.asarray(img)), caption)
                    for img, caption in gallery_items(result, methods.get(method), size=128)]

@@ -4,18 +4,32 @@ load_image() turns whatever a user hands us (path, bytes, PIL image, array) into
 contract's uint8 HxWx3 RGB array, or raises ImageError with a message that can be shown
 to the user as is. Odd-but-valid inputs (16-bit, alpha, greyscale, CMYK, EXIF rotation,
 huge photos) are converted and described in `notices` instead of failing.
+
+Memory: a photo larger than `max_pixels` is converted and downscaled one band of rows at a
+time. An 8-bit PNG is also decoded band by band, a JPEG at reduced scale (draft); other formats
+are decoded whole, once (WebP by OpenCV: Pillow would hold four copies). At most DECODE_SLOTS
+such large decodes run at once in the process (app, CLI and API alike), only one of them holding
+a whole image, and the memory they freed is handed back to the OS after each one.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import io
 import math
 import os
+import struct
+import sys
+import threading
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 # Largest image (in pixels, as stated by the file header) we agree to decode at all.
 # 150 MP admits a 12000x12000 photo; anything larger is treated as a decompression bomb.
@@ -30,10 +44,28 @@ Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS // 2
 DEFAULT_MAX_PIXELS = 8_000_000
 MIN_SIDE = 16  # a face needs at least this many pixels to mean anything
 
+# Large decodes (anything that must be downscaled) are CPU-bound: one per core of a 2-core
+# machine. Decoded in bands (PNG) or at reduced scale (JPEG) each holds < 200 MB for 100 MP;
+# other formats hold the whole image (0.4-0.6 GB for 100 MP): one at a time. Small photos
+# never wait.
+DECODE_SLOTS = 2
+_DECODE_SLOTS = threading.BoundedSemaphore(DECODE_SLOTS)
+_WHOLE_DECODE = threading.Lock()  # taken inside a slot, so the two never wait on each other
+BAND_BYTES = 8 * 2**20     # source rows converted at once when downscaling: the working set
+# glibc's malloc_trim; None elsewhere (musl, macOS, Windows have no such call)
+try:
+    _MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+except (OSError, TypeError):
+    _MALLOC_TRIM = None
+
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+# ImageOps.exif_transpose's table: EXIF orientation -> the transpose that makes it upright
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 class ImageError(ValueError):
@@ -52,7 +84,8 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SI
     if isinstance(src, np.ndarray):
         return _from_array(src, max_pixels, min_side)
     if isinstance(src, Image.Image):
-        return _from_pil(src, max_pixels, min_side, notices=[])
+        with _turn(src, max_pixels):  # the caller's image: used, never closed
+            return _from_pil(src, max_pixels, min_side, notices=[])
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:
             raise ImageError("The file is empty.")
@@ -78,7 +111,8 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SI
                              "(use PNG, JPEG, WebP, BMP, TIFF or GIF).") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise _decode_error(name, exc) from None
-        with im:
+        # leaving `with im` closes the image, which frees its pixels, before the turn ends
+        with _turn(im, max_pixels), im:
             return _from_pil(im, max_pixels, min_side, notices=[], name=name)
 
 
@@ -99,6 +133,18 @@ def _target_size(w: int, h: int, max_pixels: int) -> tuple[int, int]:
     return max(1, int(w * scale)), max(1, int(h * scale))
 
 
+def _fit_size(w: int, h: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The size Image.thumbnail(box) gives a w x h image (its aspect-keeping rounding)."""
+    x, y = box
+    aspect = w / h
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(min(math.floor(x / aspect), math.ceil(x / aspect),
+                    key=lambda n: 0 if n == 0 else abs(aspect - x / n)), 1)
+    return x, y
+
+
 def _from_pil(im: Image.Image, max_pixels: int, min_side: int, notices: list[str],
               name: str = "The image") -> LoadedImage:
     w, h = im.size
@@ -110,23 +156,45 @@ def _from_pil(im: Image.Image, max_pixels: int, min_side: int, notices: list[str
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
         notices.append("The file has several frames; only the first one is used.")
-    if w * h > max_pixels and im.format == "JPEG":
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: a 12000x12000 photo never
-        # exists at full size in memory. Draft keeps at least the requested size.
-        im.draft(None, _target_size(w, h, max_pixels))
+    if w * h <= max_pixels:  # decoded as it is
+        orientation = _exif_orientation(im, notices)
+        _load(im, name, w, h)
+        return _result(*_to_rgb(_upright(im, orientation), notices), notices)
+    out, was_grey = _downscaled(im, max_pixels, notices, name)
+    if out.width * out.height < w * h:  # compare areas: EXIF rotation may swap w and h
+        notices.append(f"Downscaled from {w}x{h} to {out.width}x{out.height} "
+                       f"(limit {max_pixels / 1e6:.0f} MP) to keep memory and time bounded.")
+    return _result(out, was_grey, notices)
+
+
+@contextlib.contextmanager
+def _turn(im: Image.Image, max_pixels: int):
+    """A large decode's turn: one of the DECODE_SLOTS and, if the whole image will be decoded
+    (not PNG bands, not JPEG draft), the whole-image lock; afterwards freed memory goes back to
+    the OS. Large: any decode that must downscale, or above the default limit; smaller photos
+    never wait behind a large one."""
+    w, h = im.size
+    if w * h <= min(max_pixels, DEFAULT_MAX_PIXELS) or w * h > MAX_DECODE_PIXELS:  # > : refused at once
+        yield
+        return
+    whole = not (_PngRows.fits(im) or (im.format == "JPEG" and w * h > max_pixels))
+    try:
+        with _DECODE_SLOTS, _WHOLE_DECODE if whole else contextlib.nullcontext():
+            yield
+    finally:
+        release_memory()
+
+
+def _load(im: Image.Image, name: str, w: int, h: int) -> None:
     try:
         im.load()
     except Image.DecompressionBombError:
         raise ImageError(_too_big_message((w, h))) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _decode_error(name, exc) from None
-    im = _apply_exif_rotation(im, notices)
-    im, was_grey = _to_rgb(im, notices)
-    if im.width * im.height > max_pixels:
-        im.thumbnail(_target_size(im.width, im.height, max_pixels), Image.Resampling.LANCZOS)
-    if im.width * im.height < w * h:  # compare areas: EXIF rotation may swap w and h
-        notices.append(f"Downscaled from {w}x{h} to {im.width}x{im.height} "
-                       f"(limit {max_pixels / 1e6:.0f} MP) to keep memory and time bounded.")
+
+
+def _result(im: Image.Image, was_grey: bool, notices: list[str]) -> LoadedImage:
     rgb = np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
     if not was_grey:
         was_grey = _channels_equal(rgb)
@@ -135,31 +203,219 @@ def _from_pil(im: Image.Image, max_pixels: int, min_side: int, notices: list[str
     return LoadedImage(rgb=rgb, notices=notices, was_grey=was_grey)
 
 
-def _apply_exif_rotation(im: Image.Image, notices: list[str]) -> Image.Image:
+def release_memory() -> None:
+    """Hand memory freed after a large image back to the OS. Without it glibc keeps the freed
+    blocks of a 100 MP decode in its per-thread arenas, and the process stays that large."""
+    # The young generations only: whatever a decode left in reference cycles is young, and a
+    # full collection stalls every thread of the app for ~0.4 s (350k objects, GIL held).
+    gc.collect(1)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+
+def _downscaled(im: Image.Image, max_pixels: int, notices: list[str], name: str) -> tuple[Image.Image, bool]:
+    """A too-large image decoded, converted to RGB and downscaled band by band; the same
+    result (to rounding) as converting the whole image and calling Image.thumbnail on it.
+    The EXIF rotation, a mere transpose, is applied last, to the small result."""
+    w, h = im.size
+    orientation = _exif_orientation(im, notices)
+    if im.format == "JPEG":
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: a 12000x12000 photo never
+        # exists at full size in memory. Draft keeps at least the requested size.
+        im.draft(None, _target_size(w, h, max_pixels))
     try:
-        orientation = im.getexif().get(0x0112, 1)
+        if _PngRows.fits(im):
+            rows, extrema = _PngRows(im).rows, None
+        elif im.format == "WEBP" and getattr(im, "n_frames", 1) == 1:
+            rows, extrema = _webp_rows(im), None
+        else:
+            _load(im, name, w, h)
+            extrema = im.getextrema() if im.mode in _HIGH_DEPTH_MODES else None
+            rows = lambda y0, y1: im.crop((0, y0, im.width, y1))  # noqa: E731
+        sw, sh = im.size  # after draft
+        swap = _UPRIGHT.get(orientation) in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                                             Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+        uw, uh = (sh, sw) if swap else (sw, sh)  # upright, as the size limit sees it
+        fw, fh = _fit_size(uw, uh, _target_size(uw, uh, max_pixels)) if uw * uh > max_pixels else (uw, uh)
+        out, was_grey = _resample_bands(rows, (sw, sh), (fh, fw) if swap else (fw, fh), notices, extrema)
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise _decode_error(name, exc) from None
+    return _upright(out, orientation), was_grey
+
+
+def _webp_rows(im: Image.Image):
+    """rows(y0, y1) of a WebP decoded by libwebp through OpenCV: the pixels once, 3 or 4 bytes
+    each. Pillow holds about four copies while decoding one (1.5 GB for 100 MP); same pixels."""
+    im.fp.seek(0)
+    bgr = cv2.imdecode(np.frombuffer(im.fp.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    if bgr is None or bgr.ndim != 3:
+        raise OSError("libwebp could not decode it")
+    to_rgb = cv2.COLOR_BGRA2RGBA if bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return lambda y0, y1: Image.fromarray(cv2.cvtColor(bgr[y0:y1], to_rgb))
+
+
+def _resample_bands(rows, size: tuple[int, int], out_size: tuple[int, int], notices: list[str],
+                    extrema=None) -> tuple[Image.Image, bool]:
+    """rows(y0, y1) gives that band of the source (any mode) -> (RGB image of out_size, was_grey).
+    Image.thumbnail's maths (reduce by the integer factor its reducing_gap=2 picks, then
+    Lanczos over the box), computed one band of output rows at a time from the source rows it
+    reads plus the filter's reach, so that only a band of the source is ever converted."""
+    (w, h), (ow, oh) = size, out_size
+    fx, fy = int(w / ow / 2) or 1, int(h / oh / 2) or 1
+    resample = (ow, oh) != (w, h)
+    rh, scale = math.ceil(h / fy), h / fy / oh                    # rows after reduce; per output row
+    reach = 3.0 * max(scale, 1.0) + 2 if resample else 0         # Lanczos: 3 (scaled) rows each side
+    step = max(8, int(BAND_BYTES / (4 * w) / (scale * fy)))     # output rows per band
+    out, band_notices, was_grey = Image.new("RGB", out_size), [], False
+    for oy0 in range(0, oh, step):
+        oy1 = min(oh, oy0 + step)
+        top, bottom = oy0 * scale, oy1 * scale
+        ry0, ry1 = max(0, int(top - reach)), min(rh, math.ceil(bottom + reach))
+        band, was_grey = _to_rgb(rows(ry0 * fy, min(h, ry1 * fy)), band_notices, extrema)
+        if fx > 1 or fy > 1:
+            band = band.reduce((fx, fy))
+        if resample:
+            band = band.resize((ow, oy1 - oy0), Image.Resampling.LANCZOS,
+                               box=(0, top - ry0, w / fx, bottom - ry0))
+        out.paste(band, (0, oy0))
+    notices += dict.fromkeys(band_notices)  # each band reports its conversions: once each
+    return out, was_grey
+
+
+class _PngRows:
+    """The rows of a non-interlaced 8-bit PNG, decoded a band at a time: zlib inflates the IDAT
+    stream incrementally, and Pillow's PNG decoder unfilters each band, primed with the row
+    before it (stored unfiltered, as PNG filters read the previous row). A 100 MP PNG never
+    exists at full size (Pillow alone holds it at 4 bytes per pixel: 400 MB)."""
+    BYTES_PER_PIXEL = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+    @classmethod
+    def fits(cls, im: Image.Image) -> bool:
+        tiles = getattr(im, "tile", ())  # only images opened from a file have tiles
+        tile = tiles[0] if len(tiles) == 1 else None
+        return (im.format == "PNG" and tile is not None and tile[0] == "zip" and tile[3] == im.mode
+                and tuple(tile[1]) == (0, 0) + im.size and im.mode in cls.BYTES_PER_PIXEL
+                and "interlace" not in im.info and getattr(im, "n_frames", 1) == 1)
+
+    def __init__(self, im: Image.Image):
+        self.mode, (self.w, self.h) = im.mode, im.size
+        self.stride = 1 + self.w * self.BYTES_PER_PIXEL[im.mode]   # filter type byte + pixels
+        self.pieces = self._idat(im.fp, im.tile[0][2])
+        self.inflate = zlib.decompressobj()
+        self.band, self.y0, self.y1 = None, 0, 0   # the rows [y0, y1) last handed out
+        self.last_row = None                       # row y1 - 1, unfiltered
+
+    @staticmethod
+    def exif_after_data(im: Image.Image) -> bytes | None:
+        """The eXIf chunk after the image data (as Pillow's info["exif"]), found by seeking."""
+        fp, pos = im.fp, im.fp.tell()
+        fp.seek(im.tile[0][2] - 8)
+        try:
+            while len(head := fp.read(8)) == 8:
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"eXIf":
+                    return b"Exif\x00\x00" + fp.read(length)
+                if kind == b"IEND":
+                    break
+                fp.seek(length + 4, os.SEEK_CUR)
+            return None
+        finally:
+            fp.seek(pos)
+
+    @staticmethod
+    def _idat(fp, offset: int):
+        """The compressed image data: the consecutive IDAT chunks from offset, 1 MB at a time."""
+        fp.seek(offset - 8)
+        while True:
+            head = fp.read(8)
+            if len(head) < 8:
+                raise EOFError("the PNG image data ends early")
+            length, kind = struct.unpack(">I4s", head)
+            if kind != b"IDAT":
+                return
+            while length:
+                piece = fp.read(min(length, 2**20))
+                if not piece:
+                    raise EOFError("the PNG image data ends early")
+                length -= len(piece)
+                yield piece
+            fp.read(4)  # the chunk's CRC
+
+    def _decode(self, n: int) -> Image.Image:
+        k = n + (self.last_row is not None)
+        data = bytearray(k * self.stride)  # allocated once: growing it fragments the heap
+        pos = 0 if self.last_row is None else self.stride  # row 0: the context, filter "none"
+        data[1:pos] = self.last_row or b""
+        while pos < len(data):
+            chunk = self.inflate.unconsumed_tail or next(self.pieces, b"")
+            if not chunk:
+                raise EOFError("the PNG image data ends early")
+            rows = self.inflate.decompress(chunk, len(data) - pos)
+            data[pos:pos + len(rows)] = rows
+            pos += len(rows)
+        # level 0: zlib framing around bytes we already have, so Pillow's decoder unfilters them
+        stream = zlib.compress(data, 0)
+        del data
+        band = Image.frombytes(self.mode, (self.w, k), stream, "zip", self.mode)
+        del stream
+        self.last_row = band.crop((0, k - 1, self.w, k)).tobytes()
+        return band.crop((0, k - n, self.w, k)) if k > n else band
+
+    def rows(self, y0: int, y1: int) -> Image.Image:
+        """Rows [y0, y1); each call starts at or before where the last one ended, never back."""
+        assert self.y0 <= y0 <= self.y1 <= y1, "bands must follow each other"
+        band = self._decode(y1 - self.y1) if y1 > self.y1 else None
+        if y0 < self.y1:  # the rows shared with the last band: kept, not decoded again
+            kept = self.band.crop((0, y0 - self.y0, self.w, self.y1 - self.y0))
+            if band is not None:
+                both = Image.new(self.mode, (self.w, y1 - y0))
+                both.paste(kept, (0, 0))
+                both.paste(band, (0, kept.height))
+                kept = both
+            band = kept
+        self.band, self.y0, self.y1 = band, y0, y1
+        return band
+
+
+def _exif_orientation(im: Image.Image, notices: list[str]) -> int:
+    """The EXIF orientation (1: upright), with the notice saying what is done about it."""
+    try:
+        if _PngRows.fits(im) and "exif" not in im.info:
+            # Pillow's PNG getexif decodes the whole image in case an eXIf chunk follows the
+            # image data: find that chunk by skipping over the data instead
+            if exif := _PngRows.exif_after_data(im):
+                im.info["exif"] = exif
+            orientation = Image.Image.getexif(im).get(0x0112, 1)
+        else:
+            orientation = im.getexif().get(0x0112, 1)
     except Exception:  # malformed EXIF must not stop an otherwise good photo
         notices.append("Ignored unreadable EXIF metadata.")
-        return im
+        return 1
     if orientation in (None, 1):
-        return im
-    try:
-        rotated = ImageOps.exif_transpose(im)
-    except Exception:
+        return 1
+    if not isinstance(orientation, int):
         notices.append("Ignored a broken EXIF orientation tag.")
-        return im
+        return 1
     notices.append(f"Rotated upright using the EXIF orientation tag ({orientation}).")
-    return rotated if rotated is not None else im
+    return orientation
 
 
-def _to_rgb(im: Image.Image, notices: list[str]) -> tuple[Image.Image, bool]:
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    return im.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else im
+
+
+def _to_rgb(im: Image.Image, notices: list[str], extrema=None) -> tuple[Image.Image, bool]:
+    """`extrema`: (min, max) of the whole image when `im` is one band of it (16-bit scaling)."""
     mode = im.mode
     was_grey = mode in _GREY_MODES
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     if mode in _HIGH_DEPTH_MODES:
-        im = Image.fromarray(_to_uint8(np.asarray(im)))  # 2-D uint8 -> mode "L"
+        im = Image.fromarray(_to_uint8(np.asarray(im), extrema))  # 2-D uint8 -> mode "L"
         notices.append("Converted a high bit-depth image to 8 bits per channel.")
         mode = "L"
     if mode in _ALPHA_MODES:
@@ -176,13 +432,13 @@ def _to_rgb(im: Image.Image, notices: list[str]) -> tuple[Image.Image, bool]:
     return im, was_grey
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
+def _to_uint8(arr: np.ndarray, extrema=None) -> np.ndarray:
     """Map 16-bit / 32-bit / float samples to 0..255 (16-bit: full range 0..65535)."""
     arr = arr.astype(np.float64)
     if arr.size == 0:
         return arr.astype(np.uint8)
-    hi = float(arr.max())
-    if arr.dtype.kind == "f" and hi <= 1.0 and float(arr.min()) >= 0.0:
+    lo, hi = (float(v) for v in extrema) if extrema is not None else (float(arr.min()), float(arr.max()))
+    if arr.dtype.kind == "f" and hi <= 1.0 and lo >= 0.0:
         arr = arr * 255.0
     elif hi > 65535.0:
         arr = arr * (255.0 / hi)
@@ -208,7 +464,9 @@ def _from_array(arr: np.ndarray, max_pixels: int, min_side: int) -> LoadedImage:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     # uint8 HxW / HxWx3 / HxWx4 map to L / RGB / RGBA by shape.
-    return _from_pil(Image.fromarray(np.ascontiguousarray(arr)), max_pixels, min_side, notices)
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    with _turn(im, max_pixels), im:
+        return _from_pil(im, max_pixels, min_side, notices)
 
 
 def save_png(path, rgb: np.ndarray, compress_level: int = 6) -> Path:

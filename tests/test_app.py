@@ -256,3 +256,16 @@ def test_app_runs_panini_on_tiny_networks_and_shows_its_decision(model, tmp_path
     assert "DiffBFR: restored 1 face" in status and "Panini-Net: restored 1 face" in status
     assert len(gallery) == 4 + 2 and "share taken from the learned face prior" in ident
     assert [r.method for r in up.last] == ["diffbfr", "panini"]
+
+
+def test_api_uploads_are_deleted_after_a_grace_period(handlers):
+    """Identical API uploads share one file while queued: the first request must not delete it."""
+    import app_files
+    shared = _upload("same.png")
+    shared.write_bytes(np.asarray(Image.open(FACE)).tobytes()[:10] + b"x")   # any upload bytes
+    handlers.files.discard_upload(str(shared), grace=True)
+    assert shared.exists() and shared.resolve() in handlers.files.pending
+    os.utime(shared, (0, 0))                                  # older than the grace period
+    handlers.files.prune()
+    assert not shared.exists() and not handlers.files.pending
+    assert app_files.API_UPLOAD_GRACE_S >= 60
