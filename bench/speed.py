@@ -93,10 +93,10 @@ def bench_device(a, device: str, settings, faces) -> list[dict]:
                      "runs_ms": [round(r * 1000, 3) for r in (runs or [])], **extra})
 
     def stage_rows(pipeline: str, s, extrapolate: bool):
-        known = restore_face(model, faces[0], s).images
+        s_run = reduced(s, a.measure_steps) if extrapolate else s
+        known = restore_face(model, faces[0], s_run).images   # each stage's inputs (cost: not timed)
         total_ms, total_nfe = 0.0, 0
         for st in method.stages:
-            s_run = reduced(s, a.measure_steps) if extrapolate else s
             inputs = {r: [known[r]] for r in st.reads}
             med, runs, nfe = timed(lambda: model.run_stage(st.name, inputs, s_run, [s.seed]),
                                    a.repeats, a.warmup, sync, counter)
