@@ -34,7 +34,7 @@ from ..frame import resize_square, to_tensor
 from .data import PackDataset
 from .degrade import random_degrade
 from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, init_from,
-                   log, lr_at, save_state, set_lr, setup_device, usage)
+                   log, lr_at, run_record, save_state, set_lr, setup_device)
 
 NETS = tuple(MODEL_CONFIGS)          # irm64, irm128, tem128
 VAL_T = (20.0, 100.0, 300.0, 600.0, 900.0)
@@ -224,12 +224,10 @@ def main(argv=None) -> dict:
     def run_meta(final: bool) -> dict:
         wall = clock.elapsed
         meta = {
-            "model": args.model, "config": config, "steps": step, "total_steps": start["prior_steps"] + step,
-            "batch": args.batch, "device": device_name(device), "wall_minutes_this_run": round(wall / 60, 3),
-            "img_per_s_this_run": round(meter.rate, 2), "train_loss": train_loss,
-            **validator.last, "val_t": list(VAL_T), "val_faces": len(val_idx), "train_faces": len(train_idx),
-            "pack": str(args.pack), "params": param_count(model), "lr_last": lr, "init_from": start["init_from"],
-            "prior_steps": start["prior_steps"], **usage(start, wall, device), "val_history": validator.history,
+            "model": args.model, "config": config, "batch": args.batch, "img_per_s_this_run": round(meter.rate, 2),
+            "train_loss": train_loss, "val_t": list(VAL_T), "val_faces": len(val_idx), "train_faces": len(train_idx),
+            "pack": str(args.pack), "params": param_count(model), "lr_last": lr,
+            **run_record(step, start, wall, device, validator),
         }
         return meta if final else {**meta, "history": history}
 

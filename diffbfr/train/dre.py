@@ -47,7 +47,7 @@ from ..panini.dre import TINY, DREConfig, MoCo
 from .data import PackDataset, iter_faces
 from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
 from .loop import (Clock, Validator, add_run_args, device_name, export, holdout, init_from, log, lr_at,
-                   save_state, set_lr, setup_device, usage)
+                   run_record, save_state, set_lr, setup_device)
 
 NAME = "dre"
 CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)
@@ -245,15 +245,13 @@ def main(argv=None) -> dict:
     def run_meta(final: bool) -> dict:
         wall = clock.elapsed
         meta = {
-            "model": NAME, "config": config, "steps": step, "total_steps": start["prior_steps"] + step,
-            "batch": args.batch, "crop": args.crop, "queue": args.queue, "temperature": args.temperature,
-            "momentum": args.momentum, "share_noise": args.share_noise, "device": device_name(device),
-            "wall_minutes_this_run": round(wall / 60, 3), "pairs_per_s_this_run": round(seen / max(wall, 1e-9), 2),
-            "train_loss_ema": loss_avg, "train_top1_ema": top1_avg, "train_q_sim_ema": sim_avg, **validator.last,
+            "model": NAME, "config": config, "batch": args.batch, "crop": args.crop, "queue": args.queue,
+            "temperature": args.temperature, "momentum": args.momentum, "share_noise": args.share_noise,
+            "pairs_per_s_this_run": round(seen / max(wall, 1e-9), 2),
+            "train_loss_ema": loss_avg, "train_top1_ema": top1_avg, "train_q_sim_ema": sim_avg,
             "val_pairs": len(val_q), "val_faces": len(val_idx), "train_faces": len(train_idx),
             "data": str(args.pack or f"utkface train, min_sharpness {args.min_sharpness}, limit {args.limit}"),
-            "params": params, "lr_last": lr, "init_from": start["init_from"], "prior_steps": start["prior_steps"],
-            **usage(start, wall, device), "val_history": validator.history,
+            "params": params, "lr_last": lr, **run_record(step, start, wall, device, validator),
         }
         return meta if final else {**meta, "history": history}
 

@@ -300,6 +300,15 @@ def usage(start_meta: dict, seconds: float, device: torch.device) -> dict:
     return {"gpu_minutes": round(gpu, 3), "cpu_minutes": round(cpu, 3)}
 
 
+def run_record(step: int, start: dict, wall: float, device: torch.device, validator) -> dict:
+    """What every export records about its run, beside the trainer's own fields: steps (this
+    run and in total), device, wall time, the latest validation, how the run started, and the
+    GPU/CPU minutes the weights have had in total."""
+    return {"steps": step, "total_steps": start["prior_steps"] + step, "device": device_name(device),
+            "wall_minutes_this_run": round(wall / 60, 3), **validator.last, "init_from": start["init_from"],
+            "prior_steps": start["prior_steps"], **usage(start, wall, device), "val_history": validator.history}
+
+
 # ---------------------------------------------------------------- budget, validation, export
 class Clock:
     """Wall-clock budget of this run and the periodic resume saves."""

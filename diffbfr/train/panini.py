@@ -46,7 +46,7 @@ from ..panini.prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Dis
 from .data import PackDataset
 from .degrade import LEVELS, fixed_degrade, random_degrade
 from .loop import (STATE_JSON, Clock, InitError, Meter, Validator, add_run_args, device_name, ema_update, export,
-                   holdout, init_from, log, lr_at, save_state, set_lr, setup_device, usage)
+                   holdout, init_from, log, lr_at, run_record, save_state, set_lr, setup_device)
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
 VAL_SEED = 20240601     # fixed: validation does not move with --seed
@@ -353,12 +353,10 @@ def main(argv=None) -> dict:
 
     def run_meta(final: bool) -> dict:
         wall = clock.elapsed
-        meta = {"model": args.stage, "config": b["config"], "steps": step, "total_steps": start["prior_steps"] + step,
-                "batch": args.batch, "device": device_name(device), "wall_minutes_this_run": round(wall / 60, 3),
-                "img_per_s_this_run": round(meter.rate, 2), "train": last, **validator.last,
-                "val_faces": len(val_idx), "train_faces": len(train_idx), "pack": str(args.pack), "params": params,
-                "lr_last": lr, "init_from": start["init_from"], "prior_steps": start["prior_steps"],
-                **usage(start, wall, device), "val_history": validator.history}
+        meta = {"model": args.stage, "config": b["config"], "batch": args.batch,
+                "img_per_s_this_run": round(meter.rate, 2), "train": last, "val_faces": len(val_idx),
+                "train_faces": len(train_idx), "pack": str(args.pack), "params": params, "lr_last": lr,
+                **run_record(step, start, wall, device, validator)}
         return meta if final else {**meta, "history": history}
 
     clock, meter, data = Clock(args.minutes, args.save_every_min), Meter(), batches(loader)
