@@ -43,6 +43,7 @@ def _safe_stem(name: str) -> str:
 class AppFiles:
     def __init__(self, example_paths: list[str], max_bytes: int = MAX_BYTES):
         self.example_hashes = {_sha256(Path(p)) for p in example_paths}
+        self.example_sizes = {Path(p).stat().st_size for p in example_paths}
         cache = Path(get_upload_folder())
         cache.mkdir(parents=True, exist_ok=True)
         self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_results_", dir=cache))
@@ -108,12 +109,16 @@ class AppFiles:
             return
         upload_dir = Path(get_upload_folder()).resolve()
         p = Path(path).resolve()
-        if upload_dir not in p.parents or _sha256(p) in self.example_hashes:
+        if upload_dir not in p.parents or self._is_example(p):
             return  # not an upload (a local file, or an example Gradio will hand out again)
         if grace:
             self.pending.add(p)
             return
         self._delete_upload(p)
+
+    def _is_example(self, p: Path) -> bool:
+        """Gradio's copy of an example? Sizes first: hashing a 100 MP upload costs ~0.3 s."""
+        return p.stat().st_size in self.example_sizes and _sha256(p) in self.example_hashes
 
     def _delete_upload(self, p: Path) -> None:
         p.unlink(missing_ok=True)
