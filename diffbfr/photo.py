@@ -115,17 +115,18 @@ def _per_face(s, n: int) -> list:
 
 
 def run_stages(model: Model, jobs: list[dict[str, np.ndarray]], s, seeds: Sequence[int] | None = None,
-               progress: Progress | None = None) -> list[dict]:
+               progress: Progress | None = None, upto: str | None = None) -> list[dict]:
     """Compute every missing stage of every job (a dict holding INPUT and any stages already
     known), stage by stage; the faces needing a stage with the same settings for it run as
     one batch (model.max_batch at a time). `s`: one settings object, or one per job.
+    `upto`: only that stage and the stages it reads (None: all).
     Returns per job {"images", "info", "timings", "computed"}."""
     report = progress or _silent
     per = _per_face(s, len(jobs))
     seeds = [x.seed for x in per] if seeds is None else list(seeds)
     images = [dict(j) for j in jobs]
     out = [{"images": im, "info": {}, "timings": {}, "computed": []} for im in images]
-    stages = model.method.stages
+    stages = model.method.upstream(upto) if upto else model.method.stages
     todo = {st.name: [i for i, im in enumerate(images) if st.name not in im] for st in stages}
     # progress counts network evaluations (a skipped stage still counts one unit of work)
     total = sum(max(st.nfe(per[i]), 1) for st in stages for i in todo[st.name]) or 1
@@ -165,7 +166,7 @@ def _run_chunk(model, st, chunk, images, out, s, seeds, report, done, total) -> 
         out[i]["computed"].append(st.name)
 
 
-Runner = Callable[[Model, list, object, Sequence[int] | None, Progress | None], list]
+Runner = Callable[..., list]   # run_stages' signature: (model, jobs, s, seeds, progress, upto)
 
 
 def restore_faces(model: Model, lqs: Sequence[np.ndarray], s=None, cache: LRUCache | None = None,

@@ -15,7 +15,7 @@ from bench import uncertainty as BU
 from diffbfr import methods
 from diffbfr.methods import DiffBFRSettings
 from diffbfr.photo import restore_faces
-from diffbfr.uncertainty import K, from_samples, heat_map, stochastic, uncertainties, uncertainty
+from diffbfr.uncertainty import K, first_sampling_stage, from_samples, heat_map, stochastic, uncertainties, uncertainty
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = np.asarray(Image.open(ROOT / "examples" / "astronaut_face_aligned.png").convert("RGB").resize((128, 128)))
@@ -75,8 +75,40 @@ def test_k_samples_use_one_network_call_per_step(model):
     assert calls["net"] == sum(model.method.nfe(FAST).values())  # one forward per step for all K
 
 
+def test_k_copies_run_the_first_sampling_stage_and_the_result_is_a_plain_restore(model):
+    s = stochastic(FAST)
+    assert first_sampling_stage(model.method, s) == "irm64"
+    skip1 = replace(s, irm_start=0)   # Auto's choice for light faces: stage 1 skipped
+    assert first_sampling_stage(model.method, skip1) == "irm128"
+    assert first_sampling_stage(model.method, replace(skip1, irm2_start=0, tem_t=0)) == "tem"
+    batches = []
+    original = model.run_stage
+
+    def sized(name, inputs, *args, **kwargs):
+        batches.append((name, len(next(iter(inputs.values())))))
+        return original(name, inputs, *args, **kwargs)
+    model.run_stage = sized
+    try:
+        u, v = uncertainties(model, [FACE, FACE], [s, skip1], K, seeds=[3, 9])
+    finally:
+        del model.run_stage
+    # face 1: K copies through IRM 64; face 2: K copies through IRM 128; then each face once
+    assert ("irm64", K) in batches and ("irm128", K) in batches and ("tem", 2) in batches
+    assert u.stage == "IRM 64" and v.stage == "IRM 128" and len(u.samples) == K
+    assert u.samples[0].shape[0] == 64 and u.std.shape == (128, 128)
+    plain = restore_faces(model, [FACE], s, seeds=[3])[0].result
+    assert np.array_equal(u.result, plain)   # the map is drawn over what a restore gives
+    batches.clear()
+    model.run_stage = sized
+    try:
+        (w,) = uncertainties(model, [FACE], s, K, seeds=[3], over=[FACE])
+    finally:
+        del model.run_stage
+    assert batches == [("irm64", K)] and np.array_equal(w.result, FACE) and np.array_equal(w.std, u.std)
+
+
 def test_bench_uncertainty_quick(capsys):
     assert BU.main(["--quick", "--faces", "1", "--repeats", "1", "--irm64-steps", "2", "--irm128-steps", "1",
                     "--tem-steps", "1"]) == 0
     text = capsys.readouterr().out
-    assert "ρ pooled" in text and "K = 4 samples in one batch" in text
+    assert "ρ pooled" in text and "K = 4 samples in one batch" in text and "first sampling stage" in text
