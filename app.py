@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402 (the environment must be set first)
 import logging
 import signal
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -78,6 +79,11 @@ def example_files() -> list[str]:
                   if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}) if EXAMPLES.is_dir() else []
 
 
+def example_rows() -> list[tuple[str, bool]]:
+    """(path, is an aligned face crop): examples named *_aligned.* tick "Input is an aligned face"."""
+    return [(p, Path(p).stem.endswith("_aligned")) for p in example_files()]
+
+
 class PhotoInput(gr.Image):
     """gr.Image that hands the upload's path to diffbfr.imageio unopened. Plain gr.Image opens
     it with Pillow first, so a non-image, truncated or decompression-bomb file would fail
@@ -125,7 +131,8 @@ def method_choices(app: AppState) -> list[tuple[str, str]]:
     return out
 
 
-def build_demo(app: AppState) -> gr.Blocks:
+def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
+    """The page. warm_examples: restore the examples in the background (Handlers.warm_examples)."""
     h = Handlers(app, example_files())
     first = next(iter(app.restorers))
     notices = [weights_notice(m) for m in app.models.values()]
@@ -168,7 +175,7 @@ def build_demo(app: AppState) -> gr.Blocks:
                                    format="jpeg")
                 face_files = gr.File(label="Per-face downloads", file_count="multiple", visible=False,
                                      elem_id="face_files")
-                guess_btn = gr.Button("Where is it guessing? (4 samples per face, ~4x a restore)",
+                guess_btn = gr.Button("Where is it guessing? (4 samples per face, about 2x a restore)",
                                       elem_id="guess")
                 guess = gr.Gallery(label="Where the model is guessing (bright = samples disagree)", columns=4,
                                    format="png", object_fit="contain", elem_id="guessing")
@@ -189,16 +196,20 @@ def build_demo(app: AppState) -> gr.Blocks:
                 sliders += [gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
                                       elem_id=f"{name}-{k.name}") for k in S.knobs(method.settings)]
         with examples_box:
-            if example_files():
-                gr.Examples(example_files(), inputs=[image_in], label="Examples (public domain or made here)")
-                gr.Markdown("The blurry close-up is an already aligned face: tick *Input is an aligned "
-                            "face* under Advanced settings for it.", elem_id="examples_hint")
+            examples = None
+            if example_rows():
+                examples = gr.Examples([list(r) for r in example_rows()], inputs=[image_in, aligned],
+                                       label="Examples (public domain or made here): click one to restore it",
+                                       examples_per_page=12)
 
         outputs = [state, status, result, download, gallery, identity, face_files, pick, preview]
         inputs = [state, image_in, aligned, choice, scale, thorough, auto, *sliders]
         private = dict(api_visibility="private")
-        image_in.change(h.on_image, [image_in], outputs[:8] + [image_in], concurrency_id="load",
+        image_in.change(h.on_image, [image_in, state], outputs[:8] + [image_in], concurrency_id="load",
                         concurrency_limit=2, show_progress="hidden", **private)
+        if examples is not None:   # a picked example is restored at once (warmed: from the cache)
+            examples.load_input_event.then(h.on_restore, inputs, outputs, concurrency_id="gpu",
+                                           show_progress_on=[status], **private)
         restore_btn.click(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[status],
                           **private)
         # live tuning: release (not change) so dragging doesn't queue a run per pixel, and
@@ -230,6 +241,9 @@ def build_demo(app: AppState) -> gr.Blocks:
             api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
             gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")
     assert [k for _, k in knob_layout()] == [k for _, k in h.layout]
+    if warm_examples:
+        threading.Thread(target=h.warm_examples, args=(example_rows(),), daemon=True,
+                         name="warm-examples").start()
     return demo
 
 
@@ -244,6 +258,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weights root with one folder per method (default: weights/)")
     p.add_argument("--tiny", action="store_true", default=os.environ.get("DIFFBFR_TINY") == "1",
                    help="use random tiny networks (no weights needed; also DIFFBFR_TINY=1)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not restore the examples in the background after start")
     return p.parse_args(argv)
 
 
@@ -257,7 +273,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop)
     args = parse_args(argv)
-    demo = build_demo(create_app(args.weights, args.device, args.tiny))
+    demo = build_demo(create_app(args.weights, args.device, args.tiny), warm_examples=not args.no_warm)
     # one restore at a time: the model is not re-entrant-fast, and CPU Spaces have 2 cores
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -66,6 +68,8 @@ class Handlers:
         self.app = app
         self.files = AppFiles(example_paths)
         self.layout = knob_layout()
+        self._users = 0   # restores of people's photos in flight (the example warm-up waits for none)
+        self._users_lock = threading.Lock()
 
     # outputs: state, status, result, download, gallery, identity, face downloads, face picker, preview
     def _cleared(self, up, status, photo=gr.skip()):
@@ -75,9 +79,12 @@ class Handlers:
     def _skip(self):
         return tuple(gr.skip() for _ in range(N_OUT))
 
-    def on_image(self, path):
+    def on_image(self, path, up=None):
         if not path:
             return self._cleared(None, "")
+        if up is not None and up.restored and up.source == path:
+            # a picked example is restored by its own event, which may finish first: keep it
+            return self._skip()
         if not os.path.exists(path):
             # the component can fire `change` twice for one upload; the first call already
             # handled it and deleted the file: keep what it showed
@@ -148,20 +155,21 @@ class Handlers:
             return (up, f"⚠️ {msg}") + tuple(gr.skip() for _ in range(N_OUT - 2))
         names = self.app.chosen(choice)
         try:
+            with self._users_lock:
+                self._users += 1
             results = []
             for k, name in enumerate(names):
                 def report(f, m, _k=k, _n=name):
                     progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                results.append(self.app.restorers[name].restore(
-                    up.rgb, self.settings_for(name, values), aligned, key=up.key, select=up.selection,
-                    progress=report, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough,
-                    auto=auto))
+                results.append(self._restore(name, up, aligned, values, scale, thorough, auto, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(f"Restoration failed: {exc}")
             return (up, f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).") + \
                 tuple(gr.skip() for _ in range(N_OUT - 2))
         finally:
+            with self._users_lock:
+                self._users -= 1
             path, up.path = up.path, None
             self.files.discard_upload(path)
             release_memory()  # a large photo's temporary buffers go back to the system
@@ -188,6 +196,37 @@ class Handlers:
                 identity_markdown(results, titles, quality_ok=all(notes)) + (f"\n\n{details}" if details else ""),
                 gr.update(value=face_files, visible=True), picker, preview)
 
+    def _restore(self, name: str, up: Upload, aligned: bool, values, scale, thorough: bool, auto: bool,
+                 progress=None):
+        """One method on one photo, the way every button and slider asks for it (and the
+        example warm-up, whose cache entries must be the ones a click looks up)."""
+        return self.app.restorers[name].restore(
+            up.rgb, self.settings_for(name, values), aligned, key=up.key, select=up.selection,
+            progress=progress, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough,
+            auto=auto)
+
+    def warm_examples(self, examples: list[tuple[str, bool]], pause_s: float = 0.2) -> int:
+        """Restore each example (path, is an aligned face) with the page's default method and
+        settings, so that picking one shows its result at once: the stage and detection caches
+        then hold it. Gradio's own example caching would run the whole pipeline before the
+        page opens (tens of seconds on a CPU); this runs in the background once it is open,
+        one example at a time, waiting while someone's photo is being restored. Returns the
+        number warmed."""
+        name = next(iter(self.app.restorers))
+        defaults = [k.default for _, k in self.layout]
+        auto = any(r.auto is not None for r in self.app.restorers.values())   # the Auto box's default
+        done = 0
+        for path, aligned in examples:
+            while self._users:
+                time.sleep(pause_s)
+            try:
+                self._restore(name, load_upload(path, name=Path(path).stem), aligned, defaults, "auto", False, auto)
+                done += 1
+            except Exception:  # noqa: BLE001 -- a bad example must not stop the app
+                log.exception("warming example %s failed", path)
+        log.info("example results ready: %d of %d", done, len(examples))
+        return done
+
     def _face_files(self, up: Upload, results) -> list[str]:
         """Per face: the restored 128 px face and its stage strip, named after the upload."""
         out = []
@@ -203,7 +242,8 @@ class Handlers:
 
     def on_uncertainty(self, up, progress=gr.Progress()):
         """Where is the model guessing: K = 4 samples of each restored face with per-step noise
-        (eta = 1), batched; the per-pixel spread as a heat map over the face."""
+        (eta = 1) through its first sampling stage, batched; the per-pixel spread as a heat map
+        over the result on screen."""
         if up is None or not up.last or not up.last[0].faces:
             warn("Restore a photo first.")
             return [], ""
@@ -212,7 +252,8 @@ class Handlers:
             restorer = self.app.restorers[r.method]
             progress(0.1, desc=f"{methods.get(r.method).title}: 4 samples per face")
             maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
-                                 [stochastic(f.settings) for f in r.faces], runner=restorer.runner)
+                                 [stochastic(f.settings) for f in r.faces], runner=restorer.runner,
+                                 over=[f.stages.result for f in r.faces])
             for f, u in zip(r.faces, maps):
                 items += [(upscale_nearest(u.overlay, 256), f"Face {f.index + 1} · where it guesses"),
                           (upscale_nearest(u.heat, 256), f"Face {f.index + 1} · spread")]
@@ -249,9 +290,9 @@ def stage_runner_for(models: dict[str, methods.Model], gpu, on_zero_gpu: bool):
     worker process that receives its arguments pickled: the model travels by name, and no
     progress callback can cross."""
     @gpu(duration=60)
-    def run_on_gpu(method: str, jobs, settings, seeds, progress=None):
-        return run_stages(models[method], jobs, settings, seeds, progress)
+    def run_on_gpu(method: str, jobs, settings, seeds, progress=None, upto=None):
+        return run_stages(models[method], jobs, settings, seeds, progress, upto)
 
-    def runner(model, jobs, settings, seeds=None, progress=None):
-        return run_on_gpu(model.name, jobs, settings, seeds, None if on_zero_gpu else progress)
+    def runner(model, jobs, settings, seeds=None, progress=None, upto=None):
+        return run_on_gpu(model.name, jobs, settings, seeds, None if on_zero_gpu else progress, upto)
     return runner

@@ -115,6 +115,22 @@ def test_example_copies_are_not_deleted(handlers):
     assert copy.exists()
 
 
+def test_warmed_example_is_shown_from_the_cache(handlers):
+    """The background warm-up restores each example at the page's defaults; picking it (the
+    Examples click runs on_restore with the page's inputs) then runs no network."""
+    path = str(FACE)
+    assert app_module.example_rows() and (path, True) in app_module.example_rows()
+    restorer = handlers.app.restorers["diffbfr"]
+    assert handlers.warm_examples([(path, True)]) == 1
+    misses = restorer.stages.misses
+    defaults = [k.default for _, k in knob_layout()]
+    (up, status, pair, *_), _ = _quiet(handlers.on_restore, None, path, True, "diffbfr", "auto", False, False,
+                                       *defaults, progress=_noprogress)
+    assert up.restored and pair is not None and "reused from cache: IRM 64, IRM 128, TEM" in status and restorer.stages.misses == misses
+    # the Photo box's change event may arrive after the example's result: it keeps the result
+    assert handlers.on_image(path, up) == handlers._skip()
+
+
 def test_no_face_photo_has_no_slider_and_no_download(handlers, tmp_path):
     p = tmp_path / "wall.png"
     Image.new("RGB", (160, 120), (120, 130, 140)).save(p)
