@@ -25,6 +25,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_files import is_aligned_example
 from app_handlers import BOTH, AppState, Handlers, knob_layout, stage_runner_for
 from app_views import weights_notice
 from diffbfr import methods
@@ -80,8 +81,8 @@ def example_files() -> list[str]:
 
 
 def example_rows() -> list[tuple[str, bool]]:
-    """(path, is an aligned face crop): examples named *_aligned.* tick "Input is an aligned face"."""
-    return [(p, Path(p).stem.endswith("_aligned")) for p in example_files()]
+    """(path, is an aligned face crop) of every example."""
+    return [(p, is_aligned_example(p)) for p in example_files()]
 
 
 class PhotoInput(gr.Image):
@@ -198,9 +199,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
         with examples_box:
             examples = None
             if example_rows():
-                examples = gr.Examples([list(r) for r in example_rows()], inputs=[image_in, aligned],
-                                       label="Examples (public domain or made here): click one to restore it",
-                                       examples_per_page=12)
+                examples = gr.Examples(example_files(), inputs=[image_in], examples_per_page=12,
+                                       label="Examples (public domain or made here): click one to restore it")
 
         outputs = [state, status, result, download, gallery, identity, face_files, pick, preview]
         inputs = [state, image_in, aligned, choice, scale, thorough, auto, *sliders]
@@ -208,8 +208,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
         image_in.change(h.on_image, [image_in, state], outputs[:8] + [image_in], concurrency_id="load",
                         concurrency_limit=2, show_progress="hidden", **private)
         if examples is not None:   # a picked example is restored at once (warmed: from the cache)
-            examples.load_input_event.then(h.on_restore, inputs, outputs, concurrency_id="gpu",
-                                           show_progress_on=[status], **private)
+            examples.load_input_event.then(is_aligned_example, [image_in], [aligned], queue=False, **private) \
+                .then(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[status], **private)
         restore_btn.click(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[status],
                           **private)
         # live tuning: release (not change) so dragging doesn't queue a run per pixel, and

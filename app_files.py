@@ -35,6 +35,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def is_aligned_example(path: str | None) -> bool:
+    """Examples named *_aligned.* are aligned face crops: picking one ticks "Input is an
+    aligned face" (Gradio's copy of an example keeps its file name)."""
+    return bool(path) and Path(path).stem.endswith("_aligned")
+
+
 def _safe_stem(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
     return keep[:80] or "photo"
