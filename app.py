@@ -190,7 +190,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                                   "restoration's 128 px detail (the rest is upscaled classically).")
             thorough = gr.Checkbox(False, label="Look harder for faces (slower)",
                                    info="Run every face detector pass on every photo: finds more small and "
-                                        "turned faces in group photos, about 3 s more per photo.")
+                                        "turned faces in group photos, about 1.5 s more per photo.")
             sliders = []
             for name, method in methods.METHODS.items():
                 gr.Markdown(f"**{method.title}** — {method.description}")

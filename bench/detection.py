@@ -191,7 +191,7 @@ def match(boxes, truth: list[TruthFace]) -> tuple[list[bool], int]:
 
 def detectors() -> dict[str, DlibDetector]:
     return {
-        "before": DlibDetector(small_pixels=0, cnn_pixels=0),
+        "before": DlibDetector(small_pixels=0, cnn_pixels=0, retry_rotations=(30.0, -30.0)),
         "hog": DlibDetector(cnn_pixels=0),
         "hog+cnn": DlibDetector(),
         "thorough": DlibDetector(thorough=True),

@@ -11,9 +11,11 @@ dlib runs single-threaded, so this is the idle machine's wall time even when the
 machine is loaded), and the worst case, a face-less photo on which every pass runs.
 The photo is the largest in ../shared/data/real/whole resized to --megapixels, or,
 without the data, a synthetic canvas with a drawn face-like pattern (detection may then
-find nothing, which is reported). Target: total <= 0.3 s of CPU (one core); photos whose
-faces are near pass A's size limit also run the small-face pass B (~75-100 ms per MP of its
-4 MP working copy), as this default photo does.
+find nothing, which is reported). Target: total <= 1 s of CPU (one core). It was 0.3 s
+before the face layer looked for small and tilted faces; every photo now also runs the
+small-face pass B (~75-100 ms per MP of its 4 MP working copy), and photos with small faces,
+like this one, the tilted passes; what the user waits for is bench.app_speed's first
+result (<= 3 s).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from diffbfr.faces.detect import DlibDetector, detect_faces
 from diffbfr.faces.paste import paste_back
 from diffbfr.faces.scan import cnn_pass, hog_pass
 
-TARGET_S = 0.3
+TARGET_S = 1.0
 
 
 def pick_photo(path: str | None, megapixels: float) -> tuple[np.ndarray, str]:

@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "weights/<method>/auto_calibration.json); replaces the explicit start-step flags")
     p.add_argument("--thorough", action="store_true",
                    help="look harder for faces: every detector pass on every photo (small and turned faces "
-                        "in group photos; ~3 s more per photo on a 2-core CPU)")
+                        "in group photos; ~1.5 s more per photo on a 2-core CPU)")
     p.add_argument("--upscale", default="1", choices=["1", "2", "4", "auto"],
                    help="output size: 1 (same as the input), 2, 4, or auto (enough that the largest face "
                         "keeps its 128 px restoration, capped at 8 MP); the background is upscaled with "

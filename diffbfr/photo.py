@@ -257,7 +257,7 @@ class PhotoRestorer:
              thorough: bool = False) -> tuple[list, list[str]]:
         """Aligned 128 px faces of a photo (cached by content) and notices about them.
         thorough: every detector pass on every photo (finds more small and turned faces in
-        group photos; about 3 s more per photo on a 2-core CPU)."""
+        group photos; about 1.5 s more per photo on a 2-core CPU: bench.detection)."""
         key = key or image_key(image)
         cached = self.detections.get((key, aligned, thorough))
         if cached is not None:

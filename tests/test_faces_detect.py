@@ -10,7 +10,7 @@ import pytest
 import diffbfr.faces.detect as detect_mod
 from diffbfr.faces.align import find_faces
 from diffbfr.faces.detect import MIN_FACE_PX, DlibDetector, detect_faces, face_from_detection
-from diffbfr.faces.scan import MERGE_IOU, Detection, cnn_pass, hog_pass, iou, merge_detections
+from diffbfr.faces.scan import MERGE_IOU, Detection, cnn_confirms, cnn_pass, hog_pass, iou, merge_detections
 
 
 def det(x, y, size, source="hog", score=1.0) -> Detection:
@@ -99,21 +99,55 @@ def count_passes(monkeypatch) -> list[float]:
     return scales
 
 
-def test_small_face_pass_runs_only_when_small_faces_are_plausible(utk, monkeypatch):
+def test_small_pass_always_and_tilted_passes_only_when_faces_are_small(utk, monkeypatch):
+    angles: list[float] = []
     scales = count_passes(monkeypatch)
+    original = detect_mod.hog_pass
+
+    def spy(image, scale, threshold=0.0, angle=0.0):
+        angles.append(angle)
+        return original(image, scale, threshold, angle)
+    monkeypatch.setattr(detect_mod, "hog_pass", spy)
     det_ = DlibDetector(cnn_pixels=0)
-    # a portrait: one big face, far above pass A's limit -> pass A only (the app's budget)
-    portrait = on_canvas(utk[2], 200, (400, 400), (200, 200))
-    assert len(det_.detect(portrait)) == 1 and len(scales) == 1
+    # a portrait with a small face beside the big one: A finds the big face at a comfortable
+    # size, so no tilted passes (the app's budget), but the small-face pass runs and finds both
+    portrait = on_canvas(utk[2], 200, (400, 400), (150, 200))
+    portrait[180:204, 330:354] = cv2.resize(utk[6], (24, 24), interpolation=cv2.INTER_AREA)
+    found = det_.detect(portrait)
+    assert len(found) == 2 and len(scales) == 2 and scales[1] > 1.8 * scales[0] and angles == [0.0, 0.0]
     # a group at a distance: faces near pass A's limit (34 px in a 300x600 photo) -> the
-    # small-face pass runs too, and finds the smaller face beside them
+    # small-face pass and the tilted passes (+-20 degrees on A's copy) run
     scales.clear()
+    angles.clear()
     group = on_canvas(utk[3], 50, (300, 600), (150, 150))
     group[140:160, 290:310] = cv2.resize(utk[4], (20, 20), interpolation=cv2.INTER_AREA)
     group[125:175, 425:475] = cv2.resize(utk[5], (50, 50), interpolation=cv2.INTER_AREA)
     found = det_.detect(group)
-    assert len(scales) == 2 and scales[1] > 1.8 * scales[0]
+    assert len(scales) == 4 and scales[1] > 1.8 * scales[0] and sorted(angles) == [-20.0, 0.0, 0.0, 20.0]
     assert len(found) == 3
+
+
+def test_tilted_boxes_are_kept_only_where_the_cnn_sees_a_face(utk):
+    """A face tilted by 20 degrees: the CNN, shown an upright chip of the box, agrees; a box on
+    the plain background is turned down (as badges and logos that fire tilted HOG are)."""
+    face = on_canvas(utk[7], 180, (320, 320), (160, 160))
+    turn = cv2.getRotationMatrix2D((159.5, 159.5), -20.0, 1.0)
+    tilted = cv2.warpAffine(face, turn, (320, 320), borderMode=cv2.BORDER_REPLICATE)
+    box = hog_pass(face, 1.0)[0]   # where the face is, upright; the same centre once turned
+    assert cnn_confirms(tilted, Detection(box.centre, box.size, 0.1, "hog", 20.0))
+    assert not cnn_confirms(tilted, Detection((40.0, 40.0), 60.0, 0.1, "hog", 20.0))
+
+
+def test_detector_drops_tilted_only_boxes_the_cnn_turns_down(monkeypatch):
+    def fake_hog(image, scale, threshold=0.0, angle=0.0):   # a "face" only when tilted
+        return [Detection((100.0, 100.0), 40.0, 0.2, "hog", angle)] if angle else []
+
+    monkeypatch.setattr(detect_mod, "hog_pass", fake_hog)
+    monkeypatch.setattr(detect_mod, "cnn_pass", lambda *a, **k: [])
+    wall = np.full((200, 300, 3), 128, np.uint8)
+    assert DlibDetector().detections(wall) == []
+    kept = DlibDetector(verify_tilted=False).detections(wall)
+    assert len(kept) == 1 and kept[0].angle == 20.0
 
 
 def test_detection_benchmark_quick():
