@@ -44,10 +44,11 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.proc_usage import MB, Sampler, folder_mb, reset_peak, status_kb, tree_rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_PHOTO = ROOT / "examples" / "astronaut.jpg"
 PHOTO_DIR = Path(tempfile.gettempdir()) / "diffbfr_load_photos"   # photos and variants, made once
-MB = 2**20
 
 
 # ---------------------------------------------------------------- the photo
@@ -107,85 +108,12 @@ def photo_variants(photo: Path, n: int, folder: Path = PHOTO_DIR) -> list[Path]:
     return paths
 
 
-# ---------------------------------------------------------------- the app and its memory
+# ---------------------------------------------------------------- the app
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _status_kb(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and all its descendants (via /proc/<pid>/task/<tid>/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def tree_rss_mb(pid: int) -> float:
-    return sum(_status_kb(p, "VmRSS") for p in process_tree(pid)) / 1024
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of pid; False where not allowed."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def folder_mb(folder: Path) -> float:
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:  # deleted while we walk: the app prunes as we measure
-                pass
-    return total / MB
-
-
-class Sampler(threading.Thread):
-    """Samples the app's RSS (every interval) and its disk use (every ~0.5 s): the peaks."""
-
-    def __init__(self, pid: int, disk, interval: float):
-        super().__init__(daemon=True)
-        self.pid, self.disk, self.interval = pid, disk, interval
-        self.peak_rss = 0.0
-        self.peak_disk: dict[str, float] = {}
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        next_disk = 0.0
-        while not self._done.is_set():
-            self.peak_rss = max(self.peak_rss, tree_rss_mb(self.pid))
-            if time.monotonic() >= next_disk:
-                for k, mb in self.disk().items():
-                    self.peak_disk[k] = max(self.peak_disk.get(k, 0.0), mb)
-                next_disk = time.monotonic() + 0.5
-            self._done.wait(self.interval)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join(5)
 
 
 class App:
@@ -348,7 +276,7 @@ def run_scenario(photo: Path, clients: int, requests: int, weights: str | None =
         rep.rss_after_mb = tree_rss_mb(app.proc.pid)
         rep.rss_peak_sampled_mb = sampler.peak_rss
         if exact_peak:
-            rep.rss_peak_hwm_mb = _status_kb(app.proc.pid, "VmHWM") / 1024
+            rep.rss_peak_hwm_mb = status_kb(app.proc.pid, "VmHWM") / 1024
         rep.disk_before_mb = disk_before
         rep.disk_all_peak_mb, rep.disk_results_peak_mb = sampler.peak_disk["all"], sampler.peak_disk["results"]
         after = app.disk_mb()

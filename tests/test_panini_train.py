@@ -18,6 +18,7 @@ from diffbfr.panini.dafi import TINY_PANINI, PaniniNet
 from diffbfr.panini.dre import DRE, TINY as TINY_DRE
 from diffbfr.panini.prior import TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, Generator, d_logistic_loss
 from diffbfr.train import panini as train
+from diffbfr.train import panini_steps as steps
 from diffbfr.train.__main__ import TRAINERS, main as train_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,7 +63,7 @@ def test_restore_step_overfits_one_batch():
     g = torch.Generator().manual_seed(0)
     hq = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 128, 128, generator=g) * 2 - 1, 9, 1, 4)
     lq = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(hq, 8), scale_factor=8, mode="bilinear")
-    l1 = [float(train.restore_step(net, d, opt, d_opt, hq, lq, s + 1, args_ns(), False)["l1"]) for s in range(8)]
+    l1 = [float(steps.restore_step(net, d, opt, d_opt, hq, lq, s + 1, args_ns(), False)["l1"]) for s in range(8)]
     assert l1[-1] < 0.6 * l1[0], l1
 
 
@@ -73,15 +74,15 @@ def test_discriminator_and_generator_steps_learn():
     with torch.no_grad():
         fake = g(torch.randn(2, g.z_dim), noise_mode="const")
     d_opt = torch.optim.Adam(d.parameters(), lr=5e-3, betas=(0.0, 0.99))
-    d_loss = [float(train.d_step(d, d_opt, real, fake, s + 1, 0.0, False)["d_loss"]) for s in range(8)]
+    d_loss = [float(steps.d_step(d, d_opt, real, fake, s + 1, 0.0, False)["d_loss"]) for s in range(8)]
     assert d_loss[-1] < 0.5 * d_loss[0], d_loss
     # G against that D, frozen (D's learning rate 0): the non-saturating loss must fall
     frozen = torch.optim.Adam(d.parameters(), lr=0.0)
     g_opt = torch.optim.Adam(g.parameters(), lr=2e-2, betas=(0.0, 0.99))
-    g_loss = [float(train.prior_step(g, d, g_opt, frozen, real, s + 1, args_ns(), False)["loss"]) for s in range(8)]
+    g_loss = [float(steps.prior_step(g, d, g_opt, frozen, real, s + 1, args_ns(), False)["loss"]) for s in range(8)]
     assert min(g_loss[-3:]) < 0.5 * g_loss[0], g_loss
-    r1 = train.d_step(d, d_opt, real, fake, 16, 0.1, False)              # lazy R1 at multiples of 16
-    assert "r1" in r1 and float(r1["r1"]) > 0 and "r1" not in train.d_step(d, d_opt, real, fake, 17, 0.1, False)
+    r1 = steps.d_step(d, d_opt, real, fake, 16, 0.1, False)              # lazy R1 at multiples of 16
+    assert "r1" in r1 and float(r1["r1"]) > 0 and "r1" not in steps.d_step(d, d_opt, real, fake, 17, 0.1, False)
     assert d_logistic_loss(torch.zeros(1), torch.zeros(1)).item() == pytest.approx(2 * np.log(2))
 
 

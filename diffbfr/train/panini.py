@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import load_into, read_config
 from ..frame import FRAME, resize_square, to_batch, to_images, to_tensor
@@ -41,12 +40,12 @@ from ..methods.panini import assembly_config, split
 from ..panini.dafi import TINY_PANINI, PaniniConfig, PaniniNet
 from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig
 from ..panini.prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
-                            Generator, GeneratorConfig, d_logistic_loss, feature_matching_loss,
-                            g_nonsaturating_loss, r1_penalty)
+                            Generator, GeneratorConfig, d_logistic_loss)
 from .data import PackDataset
 from .degrade import LEVELS, fixed_degrade, random_degrade
 from .loop import (STATE_JSON, Clock, InitError, Meter, Validator, add_run_args, device_name, ema_update, export,
                    holdout, init_from, log, lr_at, run_record, save_state, set_lr, setup_device)
+from .panini_steps import autocast, prior_step, restore_step
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
 VAL_SEED = 20240601     # fixed: validation does not move with --seed
@@ -102,59 +101,6 @@ class Faces(torch.utils.data.Dataset):
 def batches(loader):
     while True:  # epochs run into each other; the budget or --max-steps ends training
         yield from loader
-
-
-def autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
-# ---------------------------------------------------------------- steps
-def d_step(d, d_opt, real, fake, step: int, gamma: float, bf16: bool) -> dict:
-    """Logistic D loss on real vs (detached) fake; every R1_INTERVAL steps plus lazy R1 on the
-    reals, weighted gamma / 2 * R1_INTERVAL, in float32 (a double backward)."""
-    d.requires_grad_(True)
-    with autocast(real.device, bf16):
-        loss = d_logistic_loss(d(real), d(fake.detach()))
-    total, out = loss, {"d_loss": loss.detach()}
-    if gamma > 0 and step % R1_INTERVAL == 0:
-        r1 = r1_penalty(d, real.float())
-        total, out["r1"] = loss + r1 * (gamma / 2 * R1_INTERVAL), r1.detach()
-    d_opt.zero_grad(set_to_none=True)
-    total.backward()
-    d_opt.step()
-    d.requires_grad_(False)  # the G step only needs gradients through D, not for it
-    return out
-
-
-def prior_step(g, d, g_opt, d_opt, real, step: int, args, bf16: bool) -> dict:
-    z = torch.randn(real.shape[0], g.z_dim, device=real.device)
-    with torch.no_grad(), autocast(real.device, bf16):
-        fake = g(z, mixing_prob=args.mixing)
-    out = d_step(d, d_opt, real, fake, step, args.r1_gamma, bf16)
-    with autocast(real.device, bf16):
-        g_loss = g_nonsaturating_loss(d(g(torch.randn_like(z), mixing_prob=args.mixing)))
-    g_opt.zero_grad(set_to_none=True)
-    g_loss.backward()
-    g_opt.step()
-    return {**out, "loss": g_loss.detach()}
-
-
-def restore_step(net, d, opt, d_opt, hq, lq, step: int, args, bf16: bool) -> dict:
-    with autocast(hq.device, bf16):
-        image = net(lq, noise_mode="const")["image"]
-    out = d_step(d, d_opt, hq, image, step, args.r1_gamma, bf16)
-    with autocast(hq.device, bf16):
-        fake_logit, fake_feats = d(image, return_features=True)
-        with torch.no_grad():
-            _, real_feats = d(hq, return_features=True)
-    l1 = F.l1_loss(image.float(), hq)
-    adv, fm = g_nonsaturating_loss(fake_logit), feature_matching_loss(fake_feats, real_feats)
-    loss = args.w_l1 * l1 + args.w_adv * adv + args.w_fm * fm
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
-    return {**out, "loss": loss.detach(), "l1": l1.detach(), "adv": adv.detach(), "fm": fm.detach()}
 
 
 # ---------------------------------------------------------------- validation
