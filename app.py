@@ -273,7 +273,9 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop)
     args = parse_args(argv)
-    demo = build_demo(create_app(args.weights, args.device, args.tiny), warm_examples=not args.no_warm)
+    # not on ZeroGPU: its GPU is lent per request, and a warm-up has no request to borrow it for
+    demo = build_demo(create_app(args.weights, args.device, args.tiny),
+                      warm_examples=not (args.no_warm or ON_ZERO_GPU))
     # one restore at a time: the model is not re-entrant-fast, and CPU Spaces have 2 cores
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
