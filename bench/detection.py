@@ -16,9 +16,13 @@ Do the detectors find the faces a person sees, and nothing else? Two test sets:
    against the faces a person sees (counted by eye, SEEN below).
 
 Detectors compared (diffbfr.faces.detect.DlibDetector configurations):
-  before   : HOG pass A + rotated retry (what find_faces did before the CNN / small passes)
-  hog      : HOG passes A-C (adds the upsampled small-face pass), no CNN
-  hog+cnn  : the default detector (adds the CNN when HOG finds nothing)
+  before   : HOG pass A + +-30 degree retries (close to what find_faces did before the CNN,
+             small-face and +-20 degree passes; the retries now also run when A's faces
+             are small, so it finds a little more than the original: 78.6 vs 75.7 %)
+  hog      : HOG passes A-C (adds the upsampled small-face pass and the tilted passes), no
+             CNN (so tilted-only boxes are not verified either)
+  hog+cnn  : the default detector (the CNN confirms tilted-only boxes, and runs on the whole
+             photo when HOG finds nothing)
   thorough : every pass on every photo (DlibDetector(thorough=True))
 Times: wall ms and process CPU ms (dlib runs single-threaded, so CPU time is what an idle
 machine's wall time would be; the shared bench machine's wall times are inflated by load),
