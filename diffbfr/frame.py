@@ -36,6 +36,12 @@ def resize_square(image: np.ndarray, size: int, interp: int = cv2.INTER_AREA) ->
     return image if image.shape[0] == size else cv2.resize(image, (size, size), interpolation=interp)
 
 
+def frame_face(face: np.ndarray) -> np.ndarray:
+    """An aligned face (checked: square uint8 RGB) at the FRAME px the methods read."""
+    check_face(face, "an aligned face")
+    return resize_square(face, FRAME)
+
+
 def to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
     """One uint8 HxWx3 image -> float 1x3xHxW in [-1, 1]."""
     # np.require copies only arrays torch cannot share (non-contiguous or read-only)

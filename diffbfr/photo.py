@@ -28,7 +28,7 @@ from .faces.detect import DlibDetector
 from .faces.models import load_once
 from .faces.identity import face_embedding
 from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back
-from .frame import FRAME, check_face, is_square, resize_square
+from .frame import FRAME, frame_face, is_square
 from .methods.base import INPUT, Method, Model
 
 Progress = Callable[[float, str], None]
@@ -105,7 +105,7 @@ class FaceStages:
         return self.images[self.final]
 
 
-def _per_face(s, n: int) -> list:
+def per_face(s, n: int) -> list:
     """One settings object per face from one shared or a list of them."""
     if isinstance(s, (list, tuple)):
         if len(s) != n:
@@ -122,7 +122,7 @@ def run_stages(model: Model, jobs: list[dict[str, np.ndarray]], s, seeds: Sequen
     `upto`: only that stage and the stages it reads (None: all).
     Returns per job {"images", "info", "timings", "computed"}."""
     report = progress or _silent
-    per = _per_face(s, len(jobs))
+    per = per_face(s, len(jobs))
     seeds = [x.seed for x in per] if seeds is None else list(seeds)
     images = [dict(j) for j in jobs]
     out = [{"images": im, "info": {}, "timings": {}, "computed": []} for im in images]
@@ -176,8 +176,8 @@ def restore_faces(model: Model, lqs: Sequence[np.ndarray], s=None, cache: LRUCac
     face. With a cache, `keys[i]` names face i (e.g. image hash + face index) and only the
     stages not cached under their stage_key are run."""
     method = model.method
-    per = _per_face(s if s is not None else method.settings(), len(lqs))
-    lqs = [_frame_face(f) for f in lqs]
+    per = per_face(s if s is not None else method.settings(), len(lqs))
+    lqs = [frame_face(f) for f in lqs]
     use_cache = cache is not None and keys is not None
     jobs, infos = [], []
     for i, lq in enumerate(lqs):
@@ -199,11 +199,6 @@ def restore_faces(model: Model, lqs: Sequence[np.ndarray], s=None, cache: LRUCac
         out.append(FaceStages(res["images"], method.final, method.nfe(per[i]), res["timings"],
                               res["computed"], infos[i]))
     return out
-
-
-def _frame_face(face: np.ndarray) -> np.ndarray:
-    check_face(face, "an aligned face")
-    return resize_square(face, FRAME)
 
 
 def restore_face(model: Model, face: np.ndarray, s=None) -> FaceStages:

@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from . import settings as S
-from .frame import FRAME, check_face, resize_square
+from .frame import FRAME, frame_face, resize_square
 from .methods.base import INPUT, Method, Model
-from .photo import Runner, run_stages
+from .photo import Runner, per_face, run_stages
 
 K = 4              # samples per face
 ETA = 1.0          # DDIM eta for the uncertainty run: fresh noise at every step
@@ -120,18 +120,15 @@ def uncertainties(model: Model, faces: Sequence[np.ndarray], s=None, k: int = K,
     eta = 1). `runner`: run_stages or the app's GPU runner. No stage cache: a stage key holds
     the settings' seed field, not the per-call seeds, so the K copies would collide."""
     method = model.method
-    per = list(s) if isinstance(s, (list, tuple)) else [s if s is not None else method.settings()] * len(faces)
-    if len(per) != len(faces):
-        raise ValueError(f"{len(per)} settings for {len(faces)} faces")
-    for f in faces:
-        check_face(f, "an aligned face")
+    per = per_face(s if s is not None else method.settings(), len(faces))
+    faces = [frame_face(f) for f in faces]
     base = list(seeds) if seeds is not None else [x.seed for x in per]
     measured = [stage or first_sampling_stage(method, x) for x in per]
     run = runner or run_stages
     samples: list[list[dict]] = [[] for _ in faces]
     for name in dict.fromkeys(measured):   # faces measured at the same stage: one call
         idx = [i for i, m in enumerate(measured) if m == name]
-        jobs = [{INPUT: resize_square(faces[i], FRAME)} for i in idx for _ in range(k)]
+        jobs = [{INPUT: faces[i]} for i in idx for _ in range(k)]
         out = run(model, jobs, [per[i] for i in idx for _ in range(k)],
                   [base[i] + j for i in idx for j in range(k)], None, upto=name)
         for n, i in enumerate(idx):
