@@ -14,6 +14,7 @@ import dlib
 import numpy as np
 
 from .models import shape_predictor_68
+from .scan import upright_chip
 
 __all__ = [
     "points5_from_68",
@@ -122,10 +123,7 @@ def landmarks68_on_chip(image: np.ndarray, centre, size: float, angle: float = 0
         return landmarks68_upright(image, (cx + 0.5 - half, cy + 0.5 - half,
                                            cx + 0.5 + half, cy + 0.5 + half))
     side = int(np.ceil(2 * size * k))
-    to_chip = cv2.getRotationMatrix2D((cx, cy), angle, k)
-    to_chip[:, 2] += (side - 1) / 2.0 - np.array([cx, cy])
-    chip = cv2.warpAffine(image, to_chip, (side, side), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
+    chip, to_chip = upright_chip(image, (cx, cy), angle, k, side, cv2.INTER_CUBIC)
     half, c = size * k / 2.0, side / 2.0
     lm = landmarks68_upright(chip, (c - half, c - half, c + half, c + half))
     return _apply(cv2.invertAffineTransform(to_chip), lm).astype(np.float32)

@@ -26,7 +26,7 @@ import numpy as np
 from .models import cnn_detector, hog_detector
 
 __all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "CNN_TO_HOG", "working_copy",
-           "hog_pass", "cnn_pass", "cnn_confirms", "iou", "merge_detections"]
+           "upright_chip", "hog_pass", "cnn_pass", "cnn_confirms", "iou", "merge_detections"]
 
 # Smallest face (box width, px of the working copy) each detector finds: HOG's window is
 # 80 px (on blurred, noisy, JPEG'd composites it finds ~70 % of faces of 80-96 px and few
@@ -85,6 +85,18 @@ def working_copy(image: np.ndarray, scale: float, angle: float = 0.0):
     return turned, rot @ np.vstack([to_work, [0.0, 0.0, 1.0]])
 
 
+def upright_chip(image: np.ndarray, centre, angle: float, scale: float, side: int,
+                 interp: int = cv2.INTER_LINEAR):
+    """(chip, to_chip): a side x side chip centred on `centre` (pixel-centre coordinates) of
+    the photo rotated by `angle` degrees about it and resized by `scale`, and the 2x3
+    photo -> chip matrix. Edges are replicated, so a face at the border still gets a chip."""
+    cx, cy = float(centre[0]), float(centre[1])
+    to_chip = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    to_chip[:, 2] += (side - 1) / 2.0 - np.array([cx, cy])
+    chip = cv2.warpAffine(image, to_chip, (side, side), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return chip, to_chip
+
+
 def _to_photo(to_work: np.ndarray, rects, scores, source: str, angle: float,
               shift=(0.0, 0.0, 1.0)) -> list[Detection]:
     to_photo = cv2.invertAffineTransform(to_work)
@@ -137,11 +149,7 @@ def cnn_confirms(image: np.ndarray, d: Detection, threshold: float = 0.0) -> boo
     only a tilted HOG pass found (which also fires on badges and logos)."""
     k = VERIFY_FACE / max(d.size, 1.0)
     side = int(np.ceil(2 * VERIFY_FACE))
-    centre = np.asarray(d.centre, np.float64)
-    to_chip = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), d.angle, k)
-    to_chip[:, 2] += (side - 1) / 2.0 - centre
-    chip = cv2.warpAffine(image, to_chip, (side, side), borderMode=cv2.BORDER_REPLICATE,
-                          flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    chip, _ = upright_chip(image, d.centre, d.angle, k, side, cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
     with _cnn_lock:
         found = cnn_detector()(np.ascontiguousarray(chip), 0)
     mid = (side - 1) / 2.0
