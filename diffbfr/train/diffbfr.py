@@ -214,8 +214,8 @@ def main(argv=None) -> dict:
                                          generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                          pin_memory=cuda)
     validator = Validator(args.val_every, lambda: val_losses({"ema": ema, "raw": model}, val_x0, val_cond,
-                                                             device, args.batch, bf16=cuda))
-    validator.history = list(start.get("val_history", []))
+                                                             device, args.batch, bf16=cuda),
+                          start.get("val_history", []))
     history = list(start.get("history", []))
     max_steps = args.max_steps if args.max_steps is not None else float("inf")
     log(f"{args.model}: {param_count(model) / 1e6:.2f} M params, batch {args.batch}, device {device_name(device)}, "

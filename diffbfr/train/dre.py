@@ -235,8 +235,8 @@ def main(argv=None) -> dict:
     loader = torch.utils.data.DataLoader(PairBatches(sampler, args.batch, args.seed, step), batch_size=None,
                                          num_workers=args.workers, persistent_workers=args.workers > 0,
                                          pin_memory=cuda)
-    validator = Validator(args.val_every, lambda: val_metrics(moco, val_q, val_k, device, bf16=cuda))
-    validator.history = list(start.get("val_history", []))
+    validator = Validator(args.val_every, lambda: val_metrics(moco, val_q, val_k, device, bf16=cuda),
+                          start.get("val_history", []))
     history = list(start.get("history", []))
     max_steps = args.max_steps if args.max_steps is not None else float("inf")
     log(f"{NAME}: {params / 1e6:.3f} M params (query encoder), batch {args.batch} pairs of {args.crop} px crops, "

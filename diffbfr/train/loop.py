@@ -379,11 +379,12 @@ def holdout(names: Sequence[str], frac: float = HOLDOUT_FRAC, min_count: int = H
 class Validator:
     """Held-out validation every `every` steps. `evaluate()` is the model-specific part: it
     returns {name: value} (e.g. val_loss, per-timestep losses) and must be deterministic; it
-    runs under no_grad. Results are kept in .history and the latest in .last."""
+    runs under no_grad. Results are kept in .history (continuing `history`, a resumed run's)
+    and the latest in .last."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict[str, float]]):
+    def __init__(self, every: int, evaluate: Callable[[], dict[str, float]], history=()):
         self.every, self.evaluate = every, evaluate
-        self.history: list[dict] = []
+        self.history: list[dict] = list(history)
         self.last: dict[str, float] = {}
 
     def due(self, step: int) -> bool:

@@ -290,8 +290,7 @@ def main(argv=None) -> dict:
                                          num_workers=args.workers, persistent_workers=args.workers > 0,
                                          generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                          pin_memory=cuda)
-    validator = Validator(args.val_every, evaluate)
-    validator.history = list(start.get("val_history", []))
+    validator = Validator(args.val_every, evaluate, start.get("val_history", []))
     history = list(start.get("history", []))
     max_steps = args.max_steps if args.max_steps is not None else float("inf")
     log(f"{args.stage}: {params / 1e6:.2f} M params trained (+ D {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M), "
