@@ -198,7 +198,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                                       elem_id=f"{name}-{k.name}") for k in S.knobs(method.settings)]
         with examples_box:
             examples = None
-            if example_rows():
+            if example_files():
                 examples = gr.Examples(example_files(), inputs=[image_in], examples_per_page=12,
                                        label="Examples (public domain or made here): click one to restore it")
 
