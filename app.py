@@ -109,7 +109,8 @@ of clean faces (a GAN prior) and blends, feature by feature, what it draws with 
 shows, leaning on the prior more where your photo is more damaged."""
 
 LICENCE = ("The models are trained on UTKFace, which is for **non-commercial research only**; so "
-           "are their results. Photos you upload are deleted once restored and are never kept.")
+           "are their results, and the `composite_*` examples (averages of 36 UTKFace faces each: "
+           "no real person). Photos you upload are deleted once restored and are never kept.")
 
 CSS = """
 #stages .grid-wrap { min-height: 0 !important; height: auto !important; max-height: 720px; }
