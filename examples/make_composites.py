@@ -43,6 +43,7 @@ GROUPS = {
     "middle_aged_man": dict(race=4, gender=0, ages=(40, 55)),
     "older_woman": dict(race=1, gender=1, ages=(60, 85)),
     "older_man": dict(race=0, gender=0, ages=(65, 85)),
+    "older_asian_man": dict(race=2, gender=0, ages=(60, 85)),
 }
 
 
@@ -76,13 +77,14 @@ def composite(faces: list[np.ndarray]) -> np.ndarray:
     return np.clip(acc / len(keep) + 0.5, 0, 255).astype(np.uint8)
 
 
-def portrait_row(tiles: list[np.ndarray], side: int = 176, gap: int = 12) -> np.ndarray:
-    """Portraits side by side on white, like a page of a yearbook."""
-    row = np.full((side + 2 * gap, len(tiles) * (side + gap) + gap, 3), 246, np.uint8)
+def portrait_grid(tiles: list[np.ndarray], columns: int = 3, side: int = 176, gap: int = 12) -> np.ndarray:
+    """Portraits in a grid on white, like a page of a yearbook."""
+    rows = -(-len(tiles) // columns)
+    page = np.full((rows * (side + gap) + gap, columns * (side + gap) + gap, 3), 246, np.uint8)
     for i, tile in enumerate(tiles):
-        x = gap + i * (side + gap)
-        row[gap:gap + side, x:x + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_AREA)
-    return row
+        y, x = gap + (i // columns) * (side + gap), gap + (i % columns) * (side + gap)
+        page[y:y + side, x:x + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_AREA)
+    return page
 
 
 def main() -> None:
@@ -93,9 +95,9 @@ def main() -> None:
         made[name] = composite([face for _, face in iter_faces("train", files=files)])
         print(f"{name}: average of {KEEP} of {len(files)} faces")
 
-    # five people of different ages and skin tones in one picture, lightly degraded
-    five = [made[k] for k in ("child", "man", "middle_aged_man", "older_woman", "older_man")]
-    save("composite_portraits.jpg", low_quality(portrait_row(five), factor=2, quality=40, blur=0.5),
+    # six people of different ages and skin tones in one picture, lightly degraded
+    six = [made[k] for k in ("child", "man", "middle_aged_man", "older_woman", "older_man", "older_asian_man")]
+    save("composite_portraits.jpg", low_quality(portrait_grid(six), factor=2, quality=40, blur=0.5),
          quality=92)
     # one face, small and heavily degraded: the strong-restoration case
     face = cv2.resize(made["young_woman"], (320, 320), interpolation=cv2.INTER_CUBIC)
