@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -68,7 +69,7 @@ class Handlers:
         self.app = app
         self.files = AppFiles(example_paths)
         self.layout = knob_layout()
-        self._users = 0   # restores of people's photos in flight (the example warm-up waits for none)
+        self._users = 0   # people's requests in flight (_serving; the example warm-up waits for none)
         self._users_lock = threading.Lock()
 
     # outputs: state, status, result, download, gallery, identity, face downloads, face picker, preview
@@ -155,21 +156,18 @@ class Handlers:
             return (up, f"⚠️ {msg}") + tuple(gr.skip() for _ in range(N_OUT - 2))
         names = self.app.chosen(choice)
         try:
-            with self._users_lock:
-                self._users += 1
-            results = []
-            for k, name in enumerate(names):
-                def report(f, m, _k=k, _n=name):
-                    progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                results.append(self._restore(name, up, aligned, values, scale, thorough, auto, report))
+            with self._serving():
+                results = []
+                for k, name in enumerate(names):
+                    def report(f, m, _k=k, _n=name):
+                        progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
+                    results.append(self._restore(name, up, aligned, values, scale, thorough, auto, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(f"Restoration failed: {exc}")
             return (up, f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).") + \
                 tuple(gr.skip() for _ in range(N_OUT - 2))
         finally:
-            with self._users_lock:
-                self._users -= 1
             path, up.path = up.path, None
             self.files.discard_upload(path)
             release_memory()  # a large photo's temporary buffers go back to the system
@@ -195,6 +193,18 @@ class Handlers:
         return (up, status, (before, after), gr.update(value=after, visible=True), gallery,
                 identity_markdown(results, titles, quality_ok=all(notes)) + (f"\n\n{details}" if details else ""),
                 gr.update(value=face_files, visible=True), picker, preview)
+
+    @contextmanager
+    def _serving(self):
+        """Around every network run a person asked for (page, API, uncertainty map): the
+        example warm-up waits while any is in flight, so it never slows a person down."""
+        with self._users_lock:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._users_lock:
+                self._users -= 1
 
     def _restore(self, name: str, up: Upload, aligned: bool, values, scale, thorough: bool, auto: bool,
                  progress=None):
@@ -251,9 +261,10 @@ class Handlers:
         for r in up.last:
             restorer = self.app.restorers[r.method]
             progress(0.1, desc=f"{methods.get(r.method).title}: 4 samples per face")
-            maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
-                                 [stochastic(f.settings) for f in r.faces], runner=restorer.runner,
-                                 over=[f.stages.result for f in r.faces])
+            with self._serving():
+                maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
+                                     [stochastic(f.settings) for f in r.faces], runner=restorer.runner,
+                                     over=[f.stages.result for f in r.faces])
             for f, u in zip(r.faces, maps):
                 items += [(upscale_nearest(u.overlay, 256), f"Face {f.index + 1} · where it guesses"),
                           (upscale_nearest(u.heat, 256), f"Face {f.index + 1} · spread")]
@@ -273,7 +284,8 @@ class Handlers:
             values = json.loads(settings_json or "{}")
             s = S.clamp(methods.get(method).settings, values)
             up = load_upload(image, name=Path(image).stem)
-            result = self.app.restorers[method].restore(up.rgb, s, bool(aligned), key=up.key)
+            with self._serving():
+                result = self.app.restorers[method].restore(up.rgb, s, bool(aligned), key=up.key)
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(str(exc)) from None
         finally:

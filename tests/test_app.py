@@ -3,6 +3,7 @@ with random tiny networks. Aligned-face mode gives deterministic face counts."""
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -129,6 +130,36 @@ def test_warmed_example_is_shown_from_the_cache(handlers):
     assert up.restored and pair is not None and "reused from cache: IRM 64, IRM 128, TEM" in status and restorer.stages.misses == misses
     # the Photo box's change event may arrive after the example's result: it keeps the result
     assert handlers.on_image(path, up) == handlers._skip()
+
+
+def test_warm_up_waits_for_api_and_uncertainty_requests(handlers, tmp_path, monkeypatch):
+    """Not only the page's restores: while an API call (or an uncertainty map) is running, the
+    example warm-up does not start the next example."""
+    restorer = handlers.app.restorers["diffbfr"]
+    release, in_api, seen = threading.Event(), threading.Event(), []
+    real = restorer.restore
+
+    def restore(*a, **k):
+        if not in_api.is_set():           # the API call: hold it until the test lets go
+            in_api.set()
+            release.wait(10)
+        else:
+            seen.append(handlers._users)  # the warm-up: must only run with no person served
+        return real(*a, **k)
+    monkeypatch.setattr(restorer, "restore", restore)
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(FACE.read_bytes())
+    api = threading.Thread(target=handlers.api_restore, args=(str(photo), "diffbfr", True, "{}"))
+    api.start()
+    assert in_api.wait(10)
+    warm = threading.Thread(target=handlers.warm_examples, args=([(str(FACE), True)], 0.02))
+    warm.start()
+    warm.join(0.5)
+    assert warm.is_alive() and seen == []   # waiting for the API call
+    release.set()
+    api.join(30)
+    warm.join(30)
+    assert seen == [0] and handlers._users == 0
 
 
 def test_no_face_photo_has_no_slider_and_no_download(handlers, tmp_path):
