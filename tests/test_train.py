@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffbfr.train import diffbfr as train
-from diffbfr.train import loop
+from diffbfr.train import loop, run_state
 from diffbfr.train.__main__ import main as train_cli
 from diffbfr.train.data import PackDataset
 from diffbfr.diffusion.unet import TINY_OVERRIDES, build
@@ -86,11 +86,11 @@ def test_resume_restores_optimizer_and_ema_exactly(tmp_path):
     train.train_step(model, model, opt, x0, None, torch.tensor([10.0, 500.0]), torch.randn_like(x0))
     loop.ema_update(ema, model, 0.9, 1)
     gen = torch.Generator().manual_seed(5)
-    loop.save_state(tmp_path, 1, {"model": model, "ema": ema}, {"opt": opt}, {"note": "x"}, {"t": gen})
+    run_state.save_state(tmp_path, 1, {"model": model, "ema": ema}, {"opt": opt}, {"note": "x"}, {"t": gen})
     expected_draw = torch.rand(3)
     m2, e2 = build("tem128", **TINY_OVERRIDES), build("tem128", **TINY_OVERRIDES)
     o2, g2 = torch.optim.AdamW(m2.parameters(), lr=1e-3), torch.Generator()
-    meta = loop.load_state(tmp_path, {"model": m2, "ema": e2}, {"opt": o2}, {"t": g2})
+    meta = run_state.load_state(tmp_path, {"model": m2, "ema": e2}, {"opt": o2}, {"t": g2})
     assert meta["step"] == 1 and meta["note"] == "x"
     for a, b in zip(list(model.state_dict().values()) + list(ema.state_dict().values()),
                     list(m2.state_dict().values()) + list(e2.state_dict().values())):
@@ -127,15 +127,15 @@ def test_minutes_and_steps_accumulate_across_a_warm_start(runs):
     assert warm["steps"] == 2 and warm["prior_steps"] == 3 and warm["total_steps"] == 5
     assert warm["cpu_minutes"] > first["cpu_minutes"] > 0 and warm["gpu_minutes"] == 0
     # older shipped files only have train_seconds + device: counted on the device they name
-    assert loop.prior_usage({"train_seconds": 600, "device": "NVIDIA H100"})["gpu_minutes"] == 10
-    assert loop.prior_usage({"gpu_minutes": 2.0, "cpu_minutes": 1.0, "total_steps": 9}) == \
+    assert run_state.prior_usage({"train_seconds": 600, "device": "NVIDIA H100"})["gpu_minutes"] == 10
+    assert run_state.prior_usage({"gpu_minutes": 2.0, "cpu_minutes": 1.0, "total_steps": 9}) == \
         {"gpu_minutes": 2.0, "cpu_minutes": 1.0, "prior_steps": 9}
 
 
 def test_warm_start_with_another_config_names_the_differing_keys(pack, runs, tmp_path):
     argv = run_args(pack, tmp_path, "--base-channels", "16", "--init-from", str(runs["shipped"]),
                     "--run-dir", str(tmp_path / "run"))
-    with pytest.raises(loop.InitError, match=r"base_channels: stored 8 vs training 16"):
+    with pytest.raises(run_state.InitError, match=r"base_channels: stored 8 vs training 16"):
         train.main(argv)
 
 
@@ -148,13 +148,13 @@ def test_resume_without_state_fails_clearly(pack, tmp_path, capsys):
 def test_scratch_refuses_a_run_dir_in_use_unless_forced(tmp_path):
     p = loop.add_run_args(argparse.ArgumentParser(), batch=8, lr=1e-3)
     lin = torch.nn.Linear(2, 2)
-    loop.save_state(tmp_path, 7, {"model": lin}, {}, {})
-    with pytest.raises(loop.InitError, match=r"step 7.*--init-from resume.*--force"):
-        loop.init_from(p.parse_args(["--init-from", "scratch"]), tmp_path, {"model": lin}, {}, {})
-    step, meta = loop.init_from(p.parse_args(["--init-from", "scratch", "--force"]), tmp_path, {"model": lin}, {}, {})
+    run_state.save_state(tmp_path, 7, {"model": lin}, {}, {})
+    with pytest.raises(run_state.InitError, match=r"step 7.*--init-from resume.*--force"):
+        run_state.init_from(p.parse_args(["--init-from", "scratch"]), tmp_path, {"model": lin}, {}, {})
+    step, meta = run_state.init_from(p.parse_args(["--init-from", "scratch", "--force"]), tmp_path, {"model": lin}, {}, {})
     assert step == 0 and meta["init_from"] == "scratch" and not (tmp_path / "state.json").exists()
-    with pytest.raises(loop.InitError, match="expected 'scratch', 'resume' or a weights file"):
-        loop.init_from(p.parse_args(["--init-from", "nowhere.safetensors"]), tmp_path / "x", {"model": lin}, {}, {})
+    with pytest.raises(run_state.InitError, match="expected 'scratch', 'resume' or a weights file"):
+        run_state.init_from(p.parse_args(["--init-from", "nowhere.safetensors"]), tmp_path / "x", {"model": lin}, {}, {})
 
 
 def test_validation_loss_is_deterministic_for_fixed_weights(pack):

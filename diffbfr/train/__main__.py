@@ -7,7 +7,7 @@ import sys
 
 from . import diffbfr as diffbfr_trainer
 from . import dre as dre_trainer, panini as panini_trainer
-from .loop import InitError
+from .run_state import InitError
 
 TRAINERS = {name: diffbfr_trainer.main for name in diffbfr_trainer.NETS}
 TRAINERS.update({**dict.fromkeys(panini_trainer.NAMES, panini_trainer.main), dre_trainer.NAME: dre_trainer.main})

@@ -33,8 +33,9 @@ from ..diffusion.unet import MODEL_CONFIGS, TINY_OVERRIDES, UNet, UNetConfig, bu
 from ..frame import resize_square, to_tensor
 from .data import PackDataset
 from .degrade import random_degrade
-from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, init_from,
-                   log, lr_at, run_record, save_state, set_lr, setup_device)
+from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, log, lr_at,
+                   run_record, set_lr, setup_device)
+from .run_state import init_from, save_state
 
 NETS = tuple(MODEL_CONFIGS)          # irm64, irm128, tem128
 VAL_T = (20.0, 100.0, 300.0, 600.0, 900.0)

@@ -46,8 +46,9 @@ from ..frame import FRAME, to_batch
 from ..panini.dre import TINY, DREConfig, MoCo
 from .data import PackDataset, iter_faces
 from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
-from .loop import (Clock, Validator, add_run_args, device_name, export, holdout, init_from, log, lr_at,
-                   run_record, save_state, set_lr, setup_device)
+from .loop import (Clock, Validator, add_run_args, device_name, export, holdout, log, lr_at, run_record, set_lr,
+                   setup_device)
+from .run_state import init_from, save_state
 
 NAME = "dre"
 CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)

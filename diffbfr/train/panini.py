@@ -43,8 +43,9 @@ from ..panini.prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Dis
                             Generator, GeneratorConfig, d_logistic_loss)
 from .data import PackDataset
 from .degrade import LEVELS, fixed_degrade, random_degrade
-from .loop import (STATE_JSON, Clock, InitError, Meter, Validator, add_run_args, device_name, ema_update, export,
-                   holdout, init_from, log, lr_at, run_record, save_state, set_lr, setup_device)
+from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, log, lr_at,
+                   run_record, set_lr, setup_device)
+from .run_state import STATE_JSON, InitError, init_from, save_state
 from .panini_steps import autocast, prior_step, restore_step
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
