@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a plain script from anywhere
 import cv2  # noqa: E402
 from diffbfr.faces.align import similarity_transform  # noqa: E402
-from diffbfr.faces.landmarks import landmarks68_in_box  # noqa: E402
-from diffbfr.train.data import iter_faces, read_manifest  # noqa: E402
+from diffbfr.faces.landmarks import landmarks68_in_box, transform_points  # noqa: E402
+from diffbfr.train.data import iter_faces, read_manifest, select_rows  # noqa: E402
 from make_examples import low_quality, save  # noqa: E402
 
 UTK = 200                      # UTKFace crops are 200x200
@@ -49,12 +49,10 @@ GROUPS = {
 
 def group_files(rows: list[dict], race: int, gender: int | None, ages: tuple[int, int]) -> list[str]:
     """The first CANDIDATES training faces of a group (by file name), sharp and in colour."""
-    sel = [r["file"] for r in rows
-           if r["split"] == "train" and r["race"] == race
-           and (gender is None or r["gender"] == gender)
-           and r["age"] is not None and ages[0] <= r["age"] <= ages[1]
-           and r["sharpness"] >= 30 and r["saturation"] >= 25]
-    return sorted(sel)[:CANDIDATES]
+    sel = [r["file"] for r in select_rows(rows, "train", min_sharpness=30)   # sorted by name
+           if r["race"] == race and (gender is None or r["gender"] == gender)
+           and r["age"] is not None and ages[0] <= r["age"] <= ages[1] and r["saturation"] >= 25]
+    return sel[:CANDIDATES]
 
 
 def composite(faces: list[np.ndarray]) -> np.ndarray:
@@ -67,7 +65,7 @@ def composite(faces: list[np.ndarray]) -> np.ndarray:
     mean = marks.mean(axis=0)
     for _ in range(3):
         fits = [similarity_transform(m, mean) for m in marks]
-        moved = np.stack([m @ a[:, :2].T + a[:, 2] for m, a in zip(marks, fits)])
+        moved = np.stack([transform_points(a, m) for m, a in zip(marks, fits)])
         keep = np.argsort(np.abs(moved - mean).mean(axis=(1, 2)))[:KEEP]
         mean = moved[keep].mean(axis=0)
     acc = np.zeros((UTK, UTK, 3))

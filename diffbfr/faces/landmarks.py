@@ -21,6 +21,7 @@ __all__ = [
     "landmarks68_in_box",
     "landmarks68_upright",
     "landmarks68_on_chip",
+    "transform_points",
     "CHIP_BOX",
     "UPRIGHT_REFIT_DEG",
 ]
@@ -66,7 +67,8 @@ def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) moved by a 2x3 affine matrix (as cv2.warpAffine moves pixels)."""
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
@@ -99,7 +101,7 @@ def landmarks68_upright(image: np.ndarray, box) -> np.ndarray:
     c = side / 2.0
     lm_up = landmarks68_in_box(upright, (c - (x1 - x0) / 2, c - (y1 - y0) / 2,
                                          c + (x1 - x0) / 2, c + (y1 - y0) / 2))
-    return _apply(cv2.invertAffineTransform(rot), lm_up).astype(np.float32)
+    return transform_points(cv2.invertAffineTransform(rot), lm_up).astype(np.float32)
 
 
 # Box side (px) a face is brought up to before landmarking: the predictor returns whole
@@ -126,4 +128,4 @@ def landmarks68_on_chip(image: np.ndarray, centre, size: float, angle: float = 0
     chip, to_chip = upright_chip(image, (cx, cy), angle, k, side, cv2.INTER_CUBIC)
     half, c = size * k / 2.0, side / 2.0
     lm = landmarks68_upright(chip, (c - half, c - half, c + half, c + half))
-    return _apply(cv2.invertAffineTransform(to_chip), lm).astype(np.float32)
+    return transform_points(cv2.invertAffineTransform(to_chip), lm).astype(np.float32)
