@@ -1,4 +1,5 @@
-"""The canonical face frame: its size, and the conversions between images and tensors.
+"""The canonical face frame: its size, the conversions between images and tensors, and the
+point mapping of the affine matrices that warp photos into it.
 
 Every network sees faces in one frame (the UTKFace crop framing at 128 px; stage 1 of
 DiffBFR the same frame at 64 px). Training and restoration both import this module, so a
@@ -22,6 +23,11 @@ def is_square(image: np.ndarray, tolerance: float = 0.01) -> bool:
     """Sides equal within `tolerance` of the longer side: the rule for 'an aligned crop'."""
     h, w = image.shape[:2]
     return abs(h - w) <= tolerance * max(h, w)
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) moved by a 2x3 affine matrix, as cv2.warpAffine moves pixel centres."""
+    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
 def check_face(image: np.ndarray, what: str = "the face") -> None:

@@ -25,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a plain script from anywhere
 import cv2  # noqa: E402
 from diffbfr.faces.align import similarity_transform  # noqa: E402
-from diffbfr.faces.landmarks import landmarks68_in_box, transform_points  # noqa: E402
+from diffbfr.faces.landmarks import landmarks68_in_box  # noqa: E402
+from diffbfr.frame import transform_points  # noqa: E402
 from diffbfr.train.data import iter_faces, read_manifest, select_rows  # noqa: E402
 from make_examples import low_quality, save  # noqa: E402
 

@@ -13,6 +13,7 @@ import cv2
 import dlib
 import numpy as np
 
+from ..frame import transform_points
 from .models import shape_predictor_68
 from .scan import upright_chip
 
@@ -21,7 +22,6 @@ __all__ = [
     "landmarks68_in_box",
     "landmarks68_upright",
     "landmarks68_on_chip",
-    "transform_points",
     "CHIP_BOX",
     "UPRIGHT_REFIT_DEG",
 ]
@@ -67,11 +67,6 @@ def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (..., 2) moved by a 2x3 affine matrix (as cv2.warpAffine moves pixels)."""
-    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
-
-
 # Above this roll the 68-point predictor drifts (measured: ~2 px at 35 deg, up to 20 px
 # at 50 deg on UTK faces), so tilted faces get a second pass on an upright copy.
 UPRIGHT_REFIT_DEG = 15.0
@@ -94,10 +89,7 @@ def landmarks68_upright(image: np.ndarray, box) -> np.ndarray:
     size = max(x1 - x0, y1 - y0)
     side = int(np.ceil(2 * size))
     centre = ((x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5)  # pixel-centre coordinates
-    rot = cv2.getRotationMatrix2D(centre, roll, 1.0)  # undoes the roll
-    rot[:, 2] += (side - 1) / 2.0 - np.asarray(centre)
-    upright = cv2.warpAffine(image, rot, (side, side), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
+    upright, rot = upright_chip(image, centre, roll, 1.0, side)  # undoes the roll
     c = side / 2.0
     lm_up = landmarks68_in_box(upright, (c - (x1 - x0) / 2, c - (y1 - y0) / 2,
                                          c + (x1 - x0) / 2, c + (y1 - y0) / 2))

@@ -25,7 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..frame import FRAME
+from ..frame import FRAME, transform_points
 from .align import AlignedFace
 
 __all__ = ["paste_back", "auto_scale", "upscale", "blend_mask", "is_greyscale", "SCALES",
@@ -56,7 +56,7 @@ def blend_mask(matrix: np.ndarray, photo_hw: tuple[int, int]) -> tuple[np.ndarra
     # does not grow with the photo)
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), axis=-1).astype(np.float64)
     to_photo = cv2.invertAffineTransform(to_mask)
-    xy = grid @ to_photo[:, :2].T + to_photo[:, 2]
+    xy = transform_points(to_photo, grid)
     blocked = ((xy[..., 0] >= -0.5) & (xy[..., 0] < w - 0.5)
                & (xy[..., 1] >= -0.5) & (xy[..., 1] < h - 0.5))
     blocked[_PAD:_PAD + FRAME, _PAD:_PAD + FRAME] = False  # the frame itself
@@ -83,7 +83,7 @@ def _roi(inv: np.ndarray, size: int, h: int, w: int):
     """Photo-space integer box (x0, y0, x1, y1) covering the frame, clipped; or None."""
     corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5],
                         [size - 0.5, size - 0.5]])
-    pts = corners @ inv[:, :2].T + inv[:, 2]
+    pts = transform_points(inv, corners)
     x0, y0 = np.floor(pts.min(axis=0)).astype(int)
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..frame import transform_points
 from .models import cnn_detector, hog_detector
 
 __all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "CNN_TO_HOG", "working_copy",
@@ -108,7 +109,7 @@ def _to_photo(to_work: np.ndarray, rects, scores, source: str, angle: float,
         # centre in pixel-centre coordinates: rect edges are inclusive pixel indices
         c = np.array([(r.left() + r.right()) / 2.0 + dx * side,
                       (r.top() + r.bottom()) / 2.0 + dy * side])
-        p = to_photo[:, :2] @ c + to_photo[:, 2]
+        p = transform_points(to_photo, c)
         out.append(Detection((float(p[0]), float(p[1])), side * ds / scale, float(s), source, angle))
     return out
 
