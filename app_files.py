@@ -54,13 +54,16 @@ class AppFiles:
         cache.mkdir(parents=True, exist_ok=True)
         self.outdir = Path(tempfile.mkdtemp(prefix="diffbfr_results_", dir=cache))
         self.max_bytes = max_bytes
+        # the folder's size as last counted plus what was written since: prune() walks the
+        # folder only once this passes max_bytes, not on every file of every slider move
+        self.bytes_estimate = 0
         self.pending: set[Path] = set()   # API uploads to delete once the grace period is over
         atexit.register(shutil.rmtree, self.outdir, True)
 
     def write(self, filename: str, image: np.ndarray) -> str:
         """A fresh file named `filename` (in its own sub-folder, so names may repeat)."""
         path = self.outdir / uuid.uuid4().hex[:12] / _safe_stem(filename)
-        save_png(path, image, compress_level=1)
+        self.bytes_estimate += save_png(path, image, compress_level=1).stat().st_size
         self.prune()
         return str(path)
 
@@ -73,7 +76,7 @@ class AppFiles:
         if before.exists():
             os.utime(before)  # still in use: keep prune() away from it
         else:
-            save_png(before, upscale(up.rgb, scale), compress_level=1)
+            self.bytes_estimate += save_png(before, upscale(up.rgb, scale), compress_level=1).stat().st_size
         return str(before), self.write(f"{up.name}_restored.png", restored)
 
     def prune(self) -> None:
@@ -87,6 +90,8 @@ class AppFiles:
                     self.pending.discard(p)
             except OSError:
                 self.pending.discard(p)
+        if self.bytes_estimate <= self.max_bytes:
+            return
         files = []
         for f in self.outdir.rglob("*.png"):
             try:
@@ -95,6 +100,7 @@ class AppFiles:
                 continue
             files.append((st.st_mtime, st.st_size, f))
         total = sum(size for _, size, _ in files)
+        self.bytes_estimate = total
         if total <= self.max_bytes:
             return
         newest = max(m for m, _, _ in files)
@@ -103,6 +109,7 @@ class AppFiles:
                 break
             f.unlink(missing_ok=True)
             total -= size
+        self.bytes_estimate = total
 
     def folder_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.outdir.rglob("*") if f.is_file())

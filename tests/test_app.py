@@ -208,6 +208,22 @@ def test_results_folder_is_bounded_by_size(tmp_path):
     assert not Path(paths[0]).exists() and Path(paths[-1]).parent.exists()
 
 
+def test_results_folder_is_walked_only_past_its_bound(tmp_path, monkeypatch):
+    """A slider move writes a file per face and stage: under the bound no write walks the
+    folder; past it one walk deletes the oldest files."""
+    files = AppFiles([], max_bytes=200_000)
+    img = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)  # ~120 kB as PNG
+    walks = []
+    rglob = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: walks.append(pattern) or rglob(self, pattern))
+    first = files.write("a.png", img)
+    assert walks == [] and files.bytes_estimate == Path(first).stat().st_size
+    os.utime(first, (1000, 1000))
+    files.write("b.png", img)   # over the bound: one walk, the old file and its folder go
+    assert walks == ["*.png"] and not Path(first).exists()
+    assert files.bytes_estimate == files.folder_bytes() <= 200_000
+
+
 def test_build_demo_has_the_pieces(model):
     import gradio as gr
     demo = app_module.build_demo(AppState({"diffbfr": model}))
