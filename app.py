@@ -30,7 +30,7 @@ from app_handlers import BOTH, AppState, Handlers, knob_layout, stage_runner_for
 from app_views import weights_notice
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator
+from diffbfr.auto import Auto
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
     import spaces
@@ -52,15 +52,11 @@ def create_app(weights: str | Path = ROOT / "weights", device: str | None = None
     models, unavailable, autos = {}, {}, {}
     for name in methods.METHODS:
         try:  # a method with a calibration gets automatic start steps
-            autos[name] = Auto.load(weights, name) if not tiny else \
-                Auto(Estimator.tiny(), Calibration.load(Path(weights) / name / CALIBRATION_FILE))
+            autos[name] = Auto.for_method(weights, name, random_tiny=tiny)
         except (FileNotFoundError, ValueError):
             pass
-        if tiny:
-            models[name] = methods.tiny(name, seed=0, device=device or "cpu")
-            continue
         try:
-            models[name] = methods.load(methods.resolve_weights(weights, name), device=device)
+            models[name] = methods.model_for(name, weights, random_tiny=tiny, device=device)
         except (FileNotFoundError, ValueError) as exc:
             unavailable[name] = str(exc)
     if not models:  # nothing trained at all: keep the app usable, and say so everywhere

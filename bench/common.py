@@ -49,9 +49,8 @@ def settings_from_args(a: argparse.Namespace):
 
 
 def load_model(a: argparse.Namespace, device=None) -> methods.Model:
-    if a.tiny:
-        return methods.tiny(a.method, seed=0, device=device or "cpu")
-    return methods.load(methods.resolve_weights(a.weights, a.method), device=device)
+    """The model the bench flags (--method, --weights, --tiny) name."""
+    return methods.model_for(a.method, a.weights, random_tiny=a.tiny, device=device)
 
 
 def parse_sweep(spec: str, settings) -> tuple[str, list]:

@@ -31,6 +31,7 @@ from torch import nn
 from . import settings as S
 from .checkpoint import load_into, read_config, save_module
 from .frame import FRAME, check_face, resize_square, to_batch
+from .methods import resolve_weights
 from .panini.dre import load_dre
 
 
@@ -359,6 +360,16 @@ class Auto:
             raise ValueError(f"{root / method / CALIBRATION_FILE} was fitted with another estimator: rerun "
                              "python -m bench.auto calibrate")
         return cls(Estimator.load(root / "estimator", device), calibration)
+
+    @classmethod
+    def for_method(cls, weights: str | Path, method: str, random_tiny: bool = False,
+                   device: str | torch.device = "cpu") -> "Auto":
+        """Auto for one method (`weights`: its folder or the root of one per method); with
+        random_tiny, a random tiny estimator over the shipped calibration (testing)."""
+        folder = resolve_weights(weights, method)
+        if random_tiny:
+            return cls(Estimator.tiny(), Calibration.load(folder / CALIBRATION_FILE))
+        return cls.load(folder.parent, method, device)
 
     def faces(self, faces: Sequence[np.ndarray], s) -> list[AutoFace]:
         """Per aligned face: settings from `s` with the calibrated fields set, and the words."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import methods
 from . import settings as S
-from .auto import CALIBRATION_FILE, Auto, Calibration, Estimator
+from .auto import Auto
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, save_png, stage_strip
 from .photo import PhotoRestorer
 
@@ -103,12 +103,6 @@ def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, 
     return record
 
 
-def load_model(args) -> methods.Model:
-    if args.tiny:
-        return methods.tiny(args.method, seed=0, device=args.device or "cpu")
-    return methods.load(methods.resolve_weights(args.weights, args.method), device=args.device)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     src, out_dir = Path(args.input), Path(args.output)
@@ -120,17 +114,14 @@ def main(argv=None) -> int:
         print(f"error: no image files (.png .jpg .webp ...) in {src}", file=sys.stderr)
         return 2
     try:
-        model = load_model(args)
+        model = methods.model_for(args.method, args.weights, random_tiny=args.tiny, device=args.device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc} (use --weights DIR, or --tiny to test without weights)", file=sys.stderr)
         return 2
     auto = None
     if args.auto:
         try:
-            auto = Auto(Estimator.tiny(), Calibration.load(methods.resolve_weights(args.weights, args.method)
-                                                           / CALIBRATION_FILE)) if args.tiny \
-                else Auto.load(args.weights if (Path(args.weights) / "estimator").is_dir() else
-                               Path(args.weights).parent, args.method)
+            auto = Auto.for_method(args.weights, args.method, random_tiny=args.tiny)
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
             return 2

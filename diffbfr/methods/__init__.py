@@ -41,6 +41,15 @@ def tiny(name: str, seed: int = 0, device: str | torch.device | None = "cpu") ->
     return Model.tiny(get(name), seed, device)
 
 
+def model_for(name: str, weights: str | Path, random_tiny: bool = False,
+              device: str | torch.device | None = None) -> Model:
+    """A method's shipped model (`weights`: its folder or the root of one per method), or,
+    with random_tiny, random tiny networks for testing without weights."""
+    if random_tiny:
+        return tiny(name, seed=0, device=device or "cpu")
+    return load(resolve_weights(weights, name), device=device)
+
+
 def weights_folders(root: str | Path) -> dict[str, Path]:
     """method name -> its folder, for every registered method with a folder under `root`
     (weights/diffbfr, weights/panini, ...)."""
