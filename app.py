@@ -26,10 +26,9 @@ from pathlib import Path
 import gradio as gr
 
 from app_files import is_aligned_example
-from app_handlers import BOTH, AppState, Handlers, knob_layout, stage_runner_for
+from app_handlers import BOTH, AppState, Handlers, stage_runner_for
 from app_views import weights_notice
 from diffbfr import methods
-from diffbfr import settings as S
 from diffbfr.auto import Auto
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
@@ -188,11 +187,13 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
             thorough = gr.Checkbox(False, label="Look harder for faces (slower)",
                                    info="Run every face detector pass on every photo: finds more small and "
                                         "turned faces in group photos, about 1.5 s more per photo.")
-            sliders = []
-            for name, method in methods.METHODS.items():
-                gr.Markdown(f"**{method.title}** — {method.description}")
-                sliders += [gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
-                                      elem_id=f"{name}-{k.name}") for k in S.knobs(method.settings)]
+            sliders, heading = [], None
+            for name, k in h.layout:   # the order the handlers read the slider values in
+                if name != heading:
+                    heading = name
+                    gr.Markdown(f"**{methods.get(name).title}** — {methods.get(name).description}")
+                sliders.append(gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
+                                         elem_id=f"{name}-{k.name}"))
         with examples_box:
             examples = None
             if example_files():
@@ -237,7 +238,6 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                       gr.Textbox(value="{}")]
             api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
             gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")
-    assert [k for _, k in knob_layout()] == [k for _, k in h.layout]
     if warm_examples:
         threading.Thread(target=h.warm_examples, args=(example_rows(),), daemon=True,
                          name="warm-examples").start()
