@@ -376,5 +376,11 @@ class Auto:
         return auto_faces(self.estimator, faces, s, self.calibration)
 
 
+def auto_face(s, estimate: Estimate, calibration: Calibration) -> AutoFace:
+    """One face's Auto result from its estimate: settings from `s` with the calibrated fields set,
+    and the words."""
+    return AutoFace(auto_settings(s, estimate, calibration), estimate, describe(estimate))
+
+
 def auto_faces(estimator: Estimator, faces: Sequence[np.ndarray], s, calibration: Calibration) -> list[AutoFace]:
-    return [AutoFace(auto_settings(s, e, calibration), e, describe(e)) for e in estimator.estimate(faces)]
+    return [auto_face(s, e, calibration) for e in estimator.estimate(faces)]

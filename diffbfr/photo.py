@@ -22,7 +22,7 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
-from .auto import Auto, AutoFace, auto_settings, describe
+from .auto import Auto, AutoFace, auto_face
 from .faces.align import AlignedFace, align_crop, find_faces
 from .faces.detect import DlibDetector
 from .faces.models import load_once
@@ -362,7 +362,7 @@ class PhotoRestorer:
             if estimate is None:
                 estimate = self.auto.estimator.estimate([found[i].image])[0]
                 self.estimates.put((key, aligned, i), estimate)
-            out.append(AutoFace(auto_settings(s, estimate, self.auto.calibration), estimate, describe(estimate)))
+            out.append(auto_face(s, estimate, self.auto.calibration))
         return out
 
     def _identity(self, face_key: tuple, s, st: FaceStages) -> float | None:
