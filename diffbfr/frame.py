@@ -30,6 +30,15 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """The photo as a C-contiguous HxWx3 uint8 array (what dlib and cv2 read), or ValueError."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {got}")
+    return np.ascontiguousarray(image)
+
+
 def check_face(image: np.ndarray, what: str = "the face") -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
             or image.shape[2] != 3 or image.shape[0] != image.shape[1]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..frame import FRAME, is_square
+from ..frame import FRAME, as_rgb, is_square
 from .detect import MIN_FACE_PX, Face, FaceDetector, default_detector, detect_faces
 
 __all__ = [
@@ -130,13 +130,6 @@ def warp_to_frame(image: np.ndarray, matrix: np.ndarray, size: int = FRAME) -> n
     return np.ascontiguousarray(out)
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
-            or image.shape[2] != 3:
-        raise ValueError("expected an HxWx3 uint8 RGB image")
-    return np.ascontiguousarray(image)
-
-
 def _aligned(image: np.ndarray, matrix: np.ndarray, face: Face | None) -> AlignedFace:
     face_size = FRAME / _matrix_scale(matrix)
     return AlignedFace(
@@ -150,7 +143,7 @@ def _aligned(image: np.ndarray, matrix: np.ndarray, face: Face | None) -> Aligne
 
 def align_face(image: np.ndarray, face: Face) -> AlignedFace:
     """Map one detected face onto the canonical 128 px frame."""
-    image = _check_image(image)
+    image = as_rgb(image)
     matrix = similarity_transform(face.points5, TEMPLATE_128)
     return _aligned(image, matrix, face)
 
@@ -175,7 +168,7 @@ def align_crop(image: np.ndarray, style: str = "auto") -> AlignedFace:
     two framings rather than assuming they are equal (FFHQ has far more margin).
     "auto": see crop_style().
     """
-    image = _check_image(image)
+    image = as_rgb(image)
     if style == "auto":
         style = crop_style(image)
     h, w = image.shape[:2]
@@ -214,7 +207,7 @@ def find_faces(
     Returns (faces, None), or ([], reason) when there is nothing to restore: a photo
     without a face is an ordinary outcome, not an error.
     """
-    image = _check_image(image)
+    image = as_rgb(image)
     h, w = image.shape[:2]
     if min(h, w) < MIN_FACE_PX:
         return [], f"Image too small to find a face ({w}x{h} px)."

@@ -40,6 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..frame import as_rgb
 from .landmarks import (
     landmarks68_in_box,
     landmarks68_on_chip,
@@ -200,15 +201,8 @@ class DlibDetector:
         return not found or min(d.size for d in found) < 2.0 * HOG_MIN_FACE / scale
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        image = _as_rgb(image)
+        image = as_rgb(image)
         return [face_from_detection(image, d) for d in self.detections(image)]
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
-            or image.shape[2] != 3:
-        raise ValueError("expected an HxWx3 uint8 RGB image")
-    return np.ascontiguousarray(image)
 
 
 def face_from_detection(image: np.ndarray, d: Detection) -> Face:

@@ -13,7 +13,7 @@ import cv2
 import dlib
 import numpy as np
 
-from ..frame import transform_points
+from ..frame import as_rgb, transform_points
 from .models import shape_predictor_68
 from .scan import upright_chip
 
@@ -49,12 +49,6 @@ def points5_from_68(landmarks68: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _as_dlib_image(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
     """Run the 68-point predictor inside a given box (x0, y0, x1, y1) -> (68, 2).
 
@@ -62,7 +56,7 @@ def landmarks68_in_box(image: np.ndarray, box) -> np.ndarray:
     """
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     # box edges are exclusive at x1/y1; dlib rectangles are inclusive
-    shape = shape_predictor_68()(_as_dlib_image(image), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
+    shape = shape_predictor_68()(as_rgb(image), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
     # dlib parts are integer pixel indices, i.e. pixel centres as in cv2 coordinates
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 

@@ -25,7 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..frame import FRAME, transform_points
+from ..frame import FRAME, as_rgb, transform_points
 from .align import AlignedFace
 
 __all__ = ["paste_back", "auto_scale", "upscale", "blend_mask", "is_greyscale", "SCALES",
@@ -200,8 +200,7 @@ def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
     """
     if len(aligned_faces) != len(restored_faces):
         raise ValueError(f"{len(aligned_faces)} aligned faces but {len(restored_faces)} restored")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError("expected an HxWx3 uint8 RGB image")
+    image = as_rgb(image)
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     grey = is_greyscale(image)
