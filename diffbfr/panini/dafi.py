@@ -157,12 +157,6 @@ class PaniniNet(nn.Module):
 
     @staticmethod
     def mask_means(masks: dict) -> dict[int, float]:
-        """{res: mean share of the prior over channels and batch}: what the app shows."""
+        """{res: mean share of the prior over channels and batch} (the app shows it per face:
+        methods.panini.prior_shares)."""
         return {r: float(m.detach().float().mean()) for r, m in sorted(masks.items())}
-
-
-def restore(net: PaniniNet, lq: torch.Tensor, prior_shift: float = 0.0) -> torch.Tensor:
-    """Inference convenience: deterministic restoration clamped to [-1, 1]."""
-    with torch.no_grad():
-        return net(lq, prior_shift=prior_shift, noise_mode="const")["image"].clamp(-1, 1)
-
