@@ -30,6 +30,13 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
+def resize_matrix(sx: float, sy: float | None = None) -> np.ndarray:
+    """3x3 matrix of a resize by (sx, sy) in cv2.resize's pixel-centre convention:
+    x' = (x + 0.5) * sx - 0.5 (take [:2] for cv2's 2x3 form)."""
+    sy = sx if sy is None else sy
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+
 def as_rgb(image: np.ndarray) -> np.ndarray:
     """The photo as a C-contiguous HxWx3 uint8 array (what dlib and cv2 read), or ValueError."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \

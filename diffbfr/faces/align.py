@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..frame import FRAME, as_rgb, is_square
+from ..frame import FRAME, as_rgb, is_square, resize_matrix
 from .detect import MIN_FACE_PX, Face, FaceDetector, default_detector, detect_faces
 
 __all__ = [
@@ -174,8 +174,7 @@ def align_crop(image: np.ndarray, style: str = "auto") -> AlignedFace:
     h, w = image.shape[:2]
     if style == "utk":
         sx, sy = FRAME / w, FRAME / h
-        # cv2.resize maps pixel centres as x' = (x + 0.5) * s - 0.5
-        matrix = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
+        matrix = resize_matrix(sx, sy)[:2]
         interp = cv2.INTER_AREA if min(h, w) >= FRAME else cv2.INTER_CUBIC
         out = cv2.resize(image, (FRAME, FRAME), interpolation=interp)
         face_size = FRAME / _matrix_scale(matrix)

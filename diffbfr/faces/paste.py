@@ -25,7 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..frame import FRAME, as_rgb, transform_points
+from ..frame import FRAME, as_rgb, resize_matrix, transform_points
 from .align import AlignedFace
 
 __all__ = ["paste_back", "auto_scale", "upscale", "blend_mask", "is_greyscale", "SCALES",
@@ -97,9 +97,7 @@ def _scaled(matrix: np.ndarray, scale: int) -> np.ndarray:
     (pixel-centre convention of cv2.resize: x_out = (x + 0.5) * scale - 0.5)."""
     if scale == 1:
         return np.asarray(matrix, dtype=np.float64)
-    k = 1.0 / scale
-    out_to_photo = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1.0]])
-    return (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ out_to_photo)[:2]
+    return (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ resize_matrix(1.0 / scale))[:2]   # output -> photo first
 
 
 def _paste_one(out: np.ndarray, fwd: np.ndarray, face_size: float, content: np.ndarray,
@@ -118,9 +116,7 @@ def _paste_one(out: np.ndarray, fwd: np.ndarray, face_size: float, content: np.n
     if face_size < 0.75 * FRAME:
         size = max(8, int(round(face_size)))
         content = cv2.resize(content, (size, size), interpolation=cv2.INTER_AREA)
-        k = size / FRAME  # frame px -> small px, pixel-centre convention
-        fwd = (np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]])
-               @ np.vstack([fwd, [0.0, 0.0, 1.0]]))[:2]
+        fwd = (resize_matrix(size / FRAME) @ np.vstack([fwd, [0.0, 0.0, 1.0]]))[:2]   # frame px -> small px
     inv = cv2.invertAffineTransform(fwd)
     roi = _roi(inv, size, h, w)
     if roi is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..frame import transform_points
+from ..frame import resize_matrix, transform_points
 from .models import cnn_detector, hog_detector
 
 __all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "CNN_TO_HOG", "working_copy",
@@ -67,8 +67,7 @@ def working_copy(image: np.ndarray, scale: float, angle: float = 0.0):
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     sx, sy = size[0] / w, size[1] / h  # exact per-axis factors after rounding
-    # cv2.resize maps pixel centres as x' = (x + 0.5) * s - 0.5
-    to_work = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
+    to_work = resize_matrix(sx, sy)[:2]
     if size == (w, h):
         work = image
     else:
