@@ -41,12 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from ..frame import as_rgb
-from .landmarks import (
-    landmarks68_in_box,
-    landmarks68_on_chip,
-    landmarks68_upright,
-    points5_from_68,
-)
+from .landmarks import landmarks68_on_chip, points5_from_68
 from .models import load_once
 from .scan import (
     CNN_MIN_FACE,
@@ -67,8 +62,6 @@ __all__ = [
     "face_from_detection",
     "default_detector",
     "points5_from_68",
-    "landmarks68_in_box",
-    "landmarks68_upright",
 ]
 
 # Smallest face (box width, photo px) worth restoring: below it a face is a few blobs that

@@ -207,7 +207,7 @@ def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
             raise ValueError(f"restored faces must be {FRAME}x{FRAME}x3 uint8, "
                              f"got {restored.dtype} {restored.shape}")
         face = (_to_grey(restored) if grey else restored).astype(np.float32)
-        replace = not (keep_detail and aligned.face_size > FRAME)
+        replace = not (keep_detail and aligned.larger_than_model)
         content = face if replace else face - aligned.image.astype(np.float32)
         _paste_one(out, _scaled(aligned.matrix, scale), aligned.face_size * scale, content,
                    replace)
