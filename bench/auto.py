@@ -43,8 +43,8 @@ from diffbfr.faces.align import align_crop
 from diffbfr.faces.identity import face_embedding
 from diffbfr.photo import LRUCache, restore_faces
 from diffbfr.train.data import default_data_dir
-from diffbfr.train.degrade import LEVELS, apply_params, fixed_degrade, sample_params
-from diffbfr.train.estimator import labels
+from diffbfr.train.degrade import LEVELS, fixed_degrade
+from diffbfr.train.estimator import degraded_sample
 
 FIELDS = ("irm_start", "irm2_start", "tem_t")
 GRID = {"irm_start": (0, 100, 250, 500), "irm2_start": (0, 100, 250), "tem_t": (0, 10)}
@@ -72,13 +72,6 @@ def clean_faces(a) -> list[C.FaceItem]:
         return [C.FaceItem(f"example+{k}", np.ascontiguousarray(np.roll(face, 3 * k, axis=1)), "crop", 128.0)
                 for k in range(12)]
     return C.utk_test_faces(None)[0]
-
-
-def random_lq(face: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(LQ, true labels) from one seeded draw of the training degradations."""
-    p = sample_params(np.random.default_rng(seed))
-    lq = apply_params(face, p)
-    return lq, labels(face, p, lq)
 
 
 def load(a) -> tuple[methods.Model, Estimator]:
@@ -130,7 +123,7 @@ def cmd_calibrate(a) -> int:
     grid = QUICK_GRID if a.quick else GRID
     base = C.settings_from_args(a)
     faces = clean_faces(a)[:a.faces]
-    pairs = [random_lq(f.image, C.face_seed(a.seed, "cal:" + f.name)) for f in faces]
+    pairs = [degraded_sample(f.image, np.random.default_rng(C.face_seed(a.seed, "cal:" + f.name))) for f in faces]
     lqs = [p[0] for p in pairs]
     sev = estimator.predict(lqs)[:, SEV]
     true_sev = np.array([p[1][SEV] for p in pairs])
@@ -210,13 +203,13 @@ class Scores:
 def prove_lqs(faces, seed: int) -> tuple[list[np.ndarray], list[str]]:
     """A mix: face k gets light, medium, heavy (the fixed protocol) or a random draw, in turn."""
     kinds = [(LEVELS + ("random",))[k % 4] for k in range(len(faces))]
-    lqs = [random_lq(f.image, C.face_seed(seed, "prove:" + f.name))[0] if kind == "random"
+    lqs = [degraded_sample(f.image, np.random.default_rng(C.face_seed(seed, "prove:" + f.name)))[0] if kind == "random"
            else fixed_degrade(f.image, kind, C.face_seed(seed, f.name)) for f, kind in zip(faces, kinds)]
     return lqs, kinds
 
 
 def accuracy(estimator: Estimator, faces, seed: int) -> str:
-    pairs = [random_lq(f.image, C.face_seed(seed, "acc:" + f.name)) for f in faces]
+    pairs = [degraded_sample(f.image, np.random.default_rng(C.face_seed(seed, "acc:" + f.name))) for f in faces]
     y = np.stack([p[1] for p in pairs])
     pred = estimator.predict([p[0] for p in pairs])
     rows = []

@@ -303,11 +303,12 @@ def run(photos: int, seed: int, real: bool = True, out: Path | None = None,
     shape_predictor_68()
     scores = {n: Score() for n in dets}
     for i, c in enumerate(comps):
+        found = {}
         for n, d in dets.items():
-            boxes, wall, cpu = timed_boxes(d, c.image)
-            scores[n].add(c.image, c.faces, boxes, wall, cpu)
+            found[n], wall, cpu = timed_boxes(d, c.image)
+            scores[n].add(c.image, c.faces, found[n], wall, cpu)
         if out is not None and i < 12:  # a few composites with truth and found boxes
-            _save_example(out / f"composite_{i:02d}.png", c, timed_boxes(dets["hog+cnn"], c.image)[0])
+            _save_example(out / f"composite_{i:02d}.png", c, found["hog+cnn"])
     print(f"## Synthetic composites: {photos} photos, {sum(len(c.faces) for c in comps)} faces, "
           f"seed {seed} ({sum(c.image.size // 3 for c in comps) / 1e6:.1f} MP in all)\n")
     print(synthetic_table(scores))

@@ -36,10 +36,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import face_seed, markdown_table  # noqa: E402
-from diffbfr.frame import FRAME, to_batch  # noqa: E402
+from diffbfr.frame import FRAME  # noqa: E402
 from diffbfr.panini.dre import DRE, TINY, DREConfig, load_dre  # noqa: E402
 from diffbfr.train.data import iter_faces  # noqa: E402
 from diffbfr.train.degrade import LEVELS, DegradeParams, apply_params, fixed_params  # noqa: E402
+from diffbfr.train.estimator import dre_features  # noqa: E402
 
 FACTORS = {  # factor -> strengths (sigmas in px of the 128 px frame, noise in grey levels)
     "blur": (0.8, 1.6, 2.4),
@@ -90,12 +91,6 @@ def degraded_set(faces: list[tuple[str, np.ndarray]], seed: int
             face_ids.append(fi)
             cond_ids.append(ci)
     return images, np.array(face_ids), np.array(cond_ids)
-
-
-@torch.no_grad()
-def embed(dre: DRE, images: list[np.ndarray], batch: int = 32) -> np.ndarray:
-    dre.eval()
-    return np.concatenate([dre(to_batch(images[s:s + batch])).numpy() for s in range(0, len(images), batch)])
 
 
 def pixels(images: list[np.ndarray]) -> np.ndarray:
@@ -234,16 +229,16 @@ def main(argv=None) -> dict:
     images, face_ids, cond_ids = degraded_set(faces, a.seed)
     torch.manual_seed(0)
     if a.tiny:
-        dre, cfg = DRE(TINY), TINY
+        dre, cfg = DRE(TINY).eval(), TINY
     else:
         dre = load_dre(a.weights)
         cfg = dre.config
-    encoders = {"DRE (trained)" if not a.tiny else "DRE (tiny, random)": lambda: embed(dre, images)}
+    encoders = {"DRE (trained)" if not a.tiny else "DRE (tiny, random)": lambda: dre_features(dre, images).numpy()}
     if not a.no_baselines:
         if not a.tiny:  # a random tiny DRE is its own untrained baseline
             torch.manual_seed(0)
-            untrained = DRE(DREConfig.from_dict(cfg.to_dict()))
-            encoders["DRE untrained"] = lambda: embed(untrained, images)
+            untrained = DRE(DREConfig.from_dict(cfg.to_dict())).eval()
+            encoders["DRE untrained"] = lambda: dre_features(untrained, images).numpy()
         encoders["pixels 32 px"] = lambda: pixels(images)
     embeddings = {name: fn() for name, fn in encoders.items()}
     results = {name: evaluate(x, face_ids, cond_ids) for name, x in embeddings.items()}

@@ -32,6 +32,7 @@ import skimage.data
 from bench.metrics import psnr, ssim
 from diffbfr.faces.align import FRAME, AlignedFace, find_faces
 from diffbfr.faces.paste import paste_back
+from diffbfr.frame import transform_points
 
 REAL = ("Blake_Lively.jpg", "06.png", "00b.jpg", "10045.png")
 TARGET_DB = 35.0
@@ -58,7 +59,7 @@ def face_region(face: AlignedFace, hw: tuple[int, int]) -> tuple[slice, slice]:
     inv = cv2.invertAffineTransform(face.matrix)
     lo, hi = INNER - 0.5, FRAME - INNER - 0.5
     corners = np.array([[lo, lo], [hi, lo], [lo, hi], [hi, hi]])
-    pts = corners @ inv[:, :2].T + inv[:, 2]
+    pts = transform_points(inv, corners)
     x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int), 0)
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
     return slice(y0, min(y1, hw[0])), slice(x0, min(x1, hw[1]))

@@ -6,9 +6,7 @@ milliseconds per 128 px face (batch 1, median and min of --repeats runs after --
 torch.no_grad, eval mode, noise_mode "const") for the full restoration, its parts, G-only
 sampling and one D evaluation.  Weights are random: speed does not depend on them.
 
-The DRE is diffbfr.panini.dre.DRE (its TINY config for the tiny column) when that module
-imports; otherwise a stand-in of the planned architecture (six 3x3 convs with BatchNorm +
-LeakyReLU(0.1), widths 64, 64, 128 s2, 128, 256 s2, 256, global average pool), same cost.
+The DRE is diffbfr.panini.dre.DRE (its TINY config for the tiny column).
 """
 from __future__ import annotations
 
@@ -25,38 +23,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from diffbfr.panini.dafi import TINY_PANINI, PaniniConfig, PaniniNet
+from diffbfr.panini.dre import DRE, TINY
 from diffbfr.panini.prior import TINY_DISCRIMINATOR, Discriminator, DiscriminatorConfig
 
-STANDIN_WIDTHS = ((64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
-TINY_STANDIN_WIDTHS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (256, 1))
-
-
-class StandInDRE(nn.Module):
-    """Same interface and cost as the planned DRE: N x 3 x H x W -> N x out_dim (pooled)."""
-
-    def __init__(self, widths=STANDIN_WIDTHS):
-        super().__init__()
-        layers, cin = [], 3
-        for cout, stride in widths:
-            layers += [nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1)]
-            cin = cout
-        self.body = nn.Sequential(*layers)
-        self.out_dim = cin
-
-    def forward(self, x):
-        return self.body(x).mean((2, 3))
-
-
 def make_dre(tiny: bool) -> tuple[nn.Module, str]:
-    try:
-        from diffbfr.panini import dre
-    except ImportError:
-        return StandInDRE(TINY_STANDIN_WIDTHS if tiny else STANDIN_WIDTHS), "stand-in"
-    if not tiny:
-        return dre.DRE(), "diffbfr.panini.dre.DRE"
-    if getattr(dre, "TINY", None) is not None:
-        return dre.DRE(dre.TINY), "diffbfr.panini.dre.DRE(TINY)"
-    return StandInDRE(TINY_STANDIN_WIDTHS), "stand-in"
+    if tiny:
+        return DRE(TINY), "diffbfr.panini.dre.DRE(TINY)"
+    return DRE(), "diffbfr.panini.dre.DRE"
 
 
 def size(module: nn.Module) -> tuple[int, float]:

@@ -121,21 +121,23 @@ def run_hq(a, model, settings, faces, scorer, out: Path):
     records, sheets, lqs = [], {}, {}
     cache = LRUCache(10**9)   # every stage of every face: sweeps rerun only what a setting changes
     hq_niqe = {f.name: scorer.niqe(f.image) for f in faces}
+    seeds = [C.face_seed(a.seed, f.name) for f in faces]
     for level in a.levels:
-        lqs[level] = [fixed_degrade(f.image, level, C.face_seed(a.seed, f.name)) for f in faces]
+        lqs[level] = [fixed_degrade(f.image, level, seed) for f, seed in zip(faces, seeds)]
         t0 = time.perf_counter()
         stages = restore_all(model, lqs[level], settings, cache, [(level, f.name) for f in faces], level)
         secs = (time.perf_counter() - t0) / max(len(faces), 1)
-        for i, (f, st) in enumerate(zip(faces, stages)):
-            base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": C.face_seed(a.seed, f.name)}
+        for i, (f, seed, st) in enumerate(zip(faces, seeds, stages)):
+            base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": seed}
             records.append({**base, "stage": "hq", "niqe": hq_niqe[f.name], "id_dist": 0.0})
-            for stage, img in stage_images(st).items():
+            imgs = stage_images(st)
+            for stage, img in imgs.items():
                 r = {**base, "stage": stage, **scorer.full(f.image, img, f.name)}
                 if stage == model.method.final:
                     r["seconds"] = round(secs, 4)   # per face, batched
                 records.append(r)
             if i < a.sheet_faces:
-                sheets.setdefault(level, []).append([f.image, *stage_images(st).values()])
+                sheets.setdefault(level, []).append([f.image, *imgs.values()])
     write_csv(out / "faces.csv", records, ["level", "face", "stage", "psnr", "ssim", "id_dist", "niqe",
                                            "align", "degrade_seed", "seconds"])
     for level, rows in sheets.items():

@@ -51,11 +51,6 @@ def rho(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if np.ptp(a) == 0 or np.ptp(b) == 0 else float(spearmanr(a, b).statistic)
 
 
-def nanmean(xs) -> float:
-    xs = [x for x in xs if x == x]
-    return float(np.mean(xs)) if xs else float("nan")
-
-
 def timing(model, face, s, k: int, repeats: int, stage: str | None) -> dict[str, float]:
     """Medians for one restoration and for the uncertainty run (K samples of the measured
     stage in one batch, the later stages once), as CPU time of this process (what the brief
@@ -105,19 +100,19 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         face_settings = [stochastic(x.settings, a.sample_eta) for x in auto.faces(lqs, s)] if auto else s
         us = uncertainties(model, lqs, face_settings, a.k, stage=a.stage)
-        per, grad, scores, errs = [], [], [], []
+        per, grad, scores, errs, err_maps = [], [], [], [], []
         for i, (f, lq, u) in enumerate(zip(faces, lqs, us)):
             err = np.abs(grey(u.result) - grey(f.image))
             per.append(rho(u.std, err))
             grad.append(rho(gradient(lq), err))
             scores.append(u.score)
             errs.append(float(err.mean()))
+            err_maps.append(err.ravel())
             if i < 3:   # three faces per level on the sheet
                 sheet.append([f.image, lq, u.result, u.heat, u.overlay,
                               cv2.cvtColor(np.clip(err * 4, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)])
-        pooled = rho(np.concatenate([u.std.ravel() for u in us]),
-                     np.concatenate([np.abs(grey(u.result) - grey(f.image)).ravel() for f, u in zip(faces, us)]))
-        rows.append([level, len(faces), f"{nanmean(per):.3f}", f"{pooled:.3f}", f"{nanmean(grad):.3f}",
+        pooled = rho(np.concatenate([u.std.ravel() for u in us]), np.concatenate(err_maps))
+        rows.append([level, len(faces), f"{C.mean_or_nan(per):.3f}", f"{pooled:.3f}", f"{C.mean_or_nan(grad):.3f}",
                      f"{rho(np.array(scores), np.array(errs)):.3f}", f"{np.mean(scores):.2f} ± {np.std(scores):.2f}",
                      f"{np.mean(errs):.2f}"])
         log(f"[{level}] {len(faces)} faces x {a.k} samples in {time.perf_counter() - t1:.1f}s")
