@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from diffbfr.train import diffbfr as train
-from diffbfr.train import loop, run_state
+from diffbfr.train import loop, pairs, run_state
 from diffbfr.train.__main__ import main as train_cli
 from diffbfr.train.data import PackDataset
-from diffbfr.diffusion.unet import TINY_OVERRIDES, build
+from diffbfr.diffusion.unet import TINY_OVERRIDES, build, load_unet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,24 +42,54 @@ def runs(pack, tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["irm64", "irm128", "tem128"])
 def test_pairs_have_the_right_shapes(pack, name):
-    x0, cond = train.PairDataset(PackDataset(pack, hflip=False), name, seed=0)[0]
+    x0, cond, start = pairs.PairDataset(PackDataset(pack, hflip=False), name, seed=0)[0]
     size = 64 if name == "irm64" else 128
-    assert x0.shape == (3, size, size) and x0.min() >= -1 and x0.max() <= 1
+    assert x0.shape == start.shape == (3, size, size) and x0.min() >= -1 and x0.max() <= 1
     assert cond.shape[0] == {"irm64": 3, "irm128": 6, "tem128": 0}[name]
+    if name == "irm64":  # stage 1 starts from the LQ face, its condition
+        assert torch.equal(start, cond)
+    if name == "irm128":  # stage 2 starts from the stage-1 stand-in, the first 3 condition channels
+        assert torch.equal(start, cond[:3])
 
 
-def test_tiny_model_overfits_one_batch():
-    # two levels at 16 px: the real wiring (FiLM, attention at the bottom, v-prediction) in ~1 s
+def test_crops_cut_the_same_window_from_target_condition_and_start(pack):
+    items = pairs.PairDataset(PackDataset(pack, hflip=False), "irm128", seed=0, crop=48)
+    x0, cond, start = items[0]
+    assert x0.shape == (3, 48, 48) and cond.shape == (6, 48, 48) and torch.equal(start, cond[:3])
+    full = pairs.PairDataset(PackDataset(pack, hflip=False), "irm128", seed=0, crop=48, fixed=True)[0][0]
+    assert full.shape == (3, 128, 128)  # validation never crops
+
+
+def test_lq_start_builds_that_share_of_noisy_inputs_from_the_start_image():
+    x0, start, noise = torch.zeros(400, 1, 1, 1), torch.ones(400, 1, 1, 1), torch.zeros(400, 1, 1, 1)
+    t = torch.full((400,), 1e-3)
+    g = torch.Generator().manual_seed(0)
+    assert train.noisy_input(x0, start, t, noise, 0.0, g).abs().max() < 1e-3
+    share = (train.noisy_input(x0, start, t, noise, 0.5, g) > 0.5).float().mean().item()
+    assert 0.4 < share < 0.6
+
+
+@pytest.mark.parametrize("arch", ["unet", "shuffle"])
+@pytest.mark.parametrize("loss", ["x0-l1", "v-mse"])
+def test_tiny_model_overfits_one_batch(arch, loss):
+    # two levels at 16 px: the real wiring (FiLM, v-prediction, both losses) in ~1 s
     torch.manual_seed(0)
-    model = build("irm64", base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
+    model = build("irm64", arch=arch, base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attn_heads=2)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1
     cond = x0 + 0.1 * torch.randn(x0.shape, generator=g)
-    t = torch.tensor([50.0, 200.0, 400.0, 800.0])
+    t = torch.tensor([50.0, 100.0, 200.0, 400.0])
     noise = torch.randn(x0.shape, generator=g)
-    losses = [train.train_step(model, model, opt, x0, cond, t, noise).item() for _ in range(25)]
-    assert losses[-1] < 0.5 * losses[0], losses  # measured 0.33x
+    args = argparse.Namespace(lq_start=0.0, loss=loss)  # the same noisy inputs every step
+    losses = [train.train_step(model, model, opt, (x0, cond, cond), t, noise, args, g).item() for _ in range(40)]
+    assert losses[-1] < 0.8 * losses[0], losses  # measured 0.69x or less
+
+
+def test_trained_timestep_range_is_stored_in_the_config(runs):
+    assert runs["first_json"]["config"]["t_max"] == 400.0 and runs["first_json"]["config"]["arch"] == "shuffle"
+    net = load_unet(runs["shipped"])
+    assert net.config.t_max == 400.0 and type(net).__name__ == "ShuffleUNet"
 
 
 def test_lr_schedule_warms_up_then_decays_by_cosine():
@@ -83,7 +113,9 @@ def test_resume_restores_optimizer_and_ema_exactly(tmp_path):
     model, ema = build("tem128", **TINY_OVERRIDES), build("tem128", **TINY_OVERRIDES)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x0 = torch.rand(2, 3, 16, 16) * 2 - 1
-    train.train_step(model, model, opt, x0, None, torch.tensor([10.0, 500.0]), torch.randn_like(x0))
+    args = argparse.Namespace(lq_start=0.0, loss="x0-l1")
+    train.train_step(model, model, opt, (x0, None, x0), torch.tensor([10.0, 500.0]), torch.randn_like(x0), args,
+                     torch.Generator())
     loop.ema_update(ema, model, 0.9, 1)
     gen = torch.Generator().manual_seed(5)
     run_state.save_state(tmp_path, 1, {"model": model, "ema": ema}, {"opt": opt}, {"note": "x"}, {"t": gen})
@@ -115,8 +147,10 @@ def test_export_stores_every_argument_and_the_validation_loss(runs):
     meta = runs["first_json"]["meta"]
     assert meta["args"] == json.loads(json.dumps(vars(train.parse_args(runs["scratch_argv"]))))
     assert {"init_from", "decay_steps", "warmup", "lr_min_ratio", "pack", "tiny"} <= set(meta["args"])
-    assert meta["val_loss"] > 0 and meta["val_t"] == list(train.VAL_T)
-    assert all(f"val_t{int(t)}" in meta for t in train.VAL_T)
+    trained_t = [t for t in train.VAL_T if t <= 400]
+    assert meta["val_loss"] > 0 and meta["val_t"] == trained_t
+    assert all(f"val_t{int(t)}" in meta for t in trained_t) and "val_t700" not in meta
+    assert meta["val_psnr_start"] > 0 and all(f"val_psnr_s{int(s)}" in meta for s, _ in train.VAL_STARTS["irm64"])
     assert meta["val_faces"] == 4 and meta["train_faces"] == 4 and meta["steps"] == 3
     assert runs["first_json"]["config"]["base_channels"] == TINY_OVERRIDES["base_channels"]
 
@@ -157,20 +191,23 @@ def test_scratch_refuses_a_run_dir_in_use_unless_forced(tmp_path):
         run_state.init_from(p.parse_args(["--init-from", "nowhere.safetensors"]), tmp_path / "x", {"model": lin}, {}, {})
 
 
-def test_validation_loss_is_deterministic_for_fixed_weights(pack):
+def test_validation_is_deterministic_for_fixed_weights(pack):
     torch.manual_seed(0)
     ema, raw = build("irm64", **TINY_OVERRIDES), build("irm64", **TINY_OVERRIDES)
     for net in (ema, raw):  # the output conv starts at zero: give the nets something to say
         torch.nn.init.normal_(net.out_conv.weight, std=0.1)
     _, held = loop.holdout(PackDataset(pack).names)
-    sets = [train.val_set(train.PairDataset(PackDataset(pack, hflip=False), "irm64", train.VAL_SEED, held, fixed=True))
+    sets = [pairs.stacked(pairs.PairDataset(PackDataset(pack, hflip=False), "irm64", train.VAL_SEED, held, fixed=True))
             for _ in range(2)]
     assert all(torch.equal(a, b) for a, b in zip(sets[0], sets[1]))
+    args = train.parse_args(["irm64", "--pack", str(pack), "--batch", "3"])
     torch.manual_seed(123)  # the global RNG must not matter
-    first = train.val_losses({"ema": ema, "raw": raw}, *sets[0], torch.device("cpu"), batch=3)
-    second = train.val_losses({"ema": ema, "raw": raw}, *sets[1], torch.device("cpu"), batch=3)
+    first = train.val_metrics({"ema": ema, "raw": raw}, sets[0], torch.device("cpu"), args)
+    second = train.val_metrics({"ema": ema, "raw": raw}, sets[1], torch.device("cpu"), args)
     assert first == second and first["val_loss"] != first["val_loss_raw"]
-    assert first["val_loss"] == pytest.approx(sum(first[f"val_t{int(t)}"] for t in train.VAL_T) / len(train.VAL_T))
+    times = [t for t in train.VAL_T if t <= args.t_max]
+    assert first["val_loss"] == pytest.approx(sum(first[f"val_t{int(t)}"] for t in times) / len(times))
+    assert first["val_psnr_s50"] != first["val_psnr_start"]
 
 
 def test_holdout_is_a_fixed_disjoint_slice():

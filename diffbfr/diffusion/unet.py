@@ -30,6 +30,8 @@ class UNetConfig:
     attn_heads: int = 4
     groups: int = 8
     name: str = "unet"
+    arch: str = "unet"      # "unet" (this file's UNet) or "shuffle" (shufflenet.py, shaped for CPUs)
+    t_max: float = 1000.0   # the largest timestep it was trained at: samplers never start above it
     extra: dict = field(default_factory=dict)  # free-form notes saved with the weights
 
     def to_dict(self) -> dict:
@@ -172,10 +174,27 @@ class UNet(nn.Module):
         return self.out_conv(F.silu(self.out_norm(h)))
 
 
-def build(name: str, **overrides) -> UNet:
+# The CPU-shaped variants (arch "shuffle", diffusion/shufflenet.py): `build(name, **SHUFFLE_OVERRIDES[name])`.
+SHUFFLE_OVERRIDES = {
+    "irm64": dict(arch="shuffle", base_channels=64, channel_mults=(1, 2, 2), blocks_per_level=2),
+    "irm128": dict(arch="shuffle", base_channels=32, channel_mults=(1, 2, 4, 4), blocks_per_level=2),
+    "tem128": dict(arch="shuffle", base_channels=32, channel_mults=(1, 2, 4, 4), blocks_per_level=2),
+}
+
+
+def network(config: UNetConfig) -> nn.Module:
+    """The network a config describes (its `arch`)."""
+    if config.arch == "unet":
+        return UNet(config)
+    if config.arch == "shuffle":
+        from .shufflenet import ShuffleUNet  # imported here: shufflenet builds on this module
+        return ShuffleUNet(config)
+    raise ValueError(f"unknown network arch {config.arch!r}")
+
+
+def build(name: str, **overrides) -> nn.Module:
     """One of the three DiffBFR networks, optionally with config overrides (e.g. base_channels)."""
-    cfg = UNetConfig.from_dict({**MODEL_CONFIGS[name].to_dict(), **overrides})
-    return UNet(cfg)
+    return network(UNetConfig.from_dict({**MODEL_CONFIGS[name].to_dict(), **overrides}))
 
 
 def param_count(model: nn.Module) -> int:
@@ -190,4 +209,4 @@ def save_unet(model: UNet, path, meta: dict | None = None, dtype: torch.dtype | 
 def load_unet(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> UNet:
     """Rebuild the network from its JSON config and fill it from safetensors."""
     config, _ = read_config(path)
-    return load_into(UNet(UNetConfig.from_dict(config)), path, dtype).to(device)
+    return load_into(network(UNetConfig.from_dict(config)), path, dtype).to(device)

@@ -113,9 +113,13 @@ def _normalise(config: dict) -> dict:
     return json.loads(json.dumps(config, default=str))  # tuples -> lists, as stored
 
 
+# Config keys that describe how a network is trained, not its shape: a run may change them.
+TRAINING_KEYS = frozenset({"t_max"})
+
+
 def check_config(stored: dict, wanted: dict, where: str) -> None:
     stored, wanted = _normalise(stored), _normalise(wanted)
-    diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    diff = sorted(k for k in (set(stored) | set(wanted)) - TRAINING_KEYS if stored.get(k) != wanted.get(k))
     if diff:
         detail = "; ".join(f"{k}: stored {stored.get(k)!r} vs training {wanted.get(k)!r}" for k in diff)
         raise InitError(f"{where} was trained with a different config ({detail})")
