@@ -57,12 +57,15 @@ def create_app(weights: str | Path = ROOT / "weights", device: str | None = None
         try:
             models[name] = methods.model_for(name, weights, random_tiny=tiny, device=device)
         except (FileNotFoundError, ValueError) as exc:
-            unavailable[name] = str(exc)
+            # the page and the API say it in words; the details (server paths) go to the log
+            log.info("%s is not available: %s", name, exc)
+            unavailable[name] = ("it is not trained yet" if isinstance(exc, FileNotFoundError)
+                                 else "its weights could not be loaded")
     if not models:  # nothing trained at all: keep the app usable, and say so everywhere
         log.warning("no weights found under %s; falling back to random tiny networks", weights)
         first = next(iter(methods.METHODS))
         models[first] = methods.tiny(first, seed=0, device=device or "cpu")
-        models[first].label = f"random tiny networks, because no weights were found in {weights}"
+        models[first].label = "random tiny networks, because no weights were found"   # where: in the log
         unavailable.pop(first, None)
     _MODELS.clear()
     _MODELS.update(models)
@@ -94,7 +97,9 @@ class PhotoInput(gr.Image):
 
 
 INTRO = """# Face restoration you can watch and steer
-Upload a photo. The faces in it are found, each one is repaired by a model that has learned
+Upload a photo and press **Restore**: its faces are repaired and pasted back, and you see and steer every step."""
+
+ABOUT = """The faces in your photo are found, each one is repaired by a model that has learned
 what clean faces look like, and pasted back into your photo. You see every step, and you can
 steer it: slide toward **fidelity** to stay close to your photo, toward **detail** to let the
 model invent more. The methods, for the curious: **DiffBFR** repairs a face with two diffusion
@@ -136,6 +141,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
     with gr.Blocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
         state = gr.State(None)
         gr.Markdown(INTRO)
+        with gr.Accordion("About / how it works", open=False, elem_id="about"):   # the page opens on the photo
+            gr.Markdown(ABOUT)
         gr.Markdown("\n\n".join([n for n in notices if n] + [LICENCE]), elem_id="weights_notice")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
@@ -143,6 +150,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                                       sources=["upload", "clipboard"], elem_id="photo")
                 choice = gr.Radio(method_choices(app), value=first, label="Method", elem_id="method",
                                   visible=len(methods.METHODS) > 1)
+                # right under the photo: at 1280x800 the photo and Restore are on screen together
+                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore")
                 simple = {}
                 for name, method in methods.METHODS.items():
                     if method.simple is not None:
@@ -154,8 +163,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                 auto = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
                                    info="Each face gets settings calibrated for its estimated degradation "
                                         "(shown under the result). Moving a start-step slider switches it off.",
-                                   visible=has_auto, elem_id="auto")
-                restore_btn = gr.Button("Restore", variant="primary", elem_id="restore")
+                                   visible=app.restorers[first].auto is not None, elem_id="auto")
                 examples_box = gr.Column()
             with gr.Column(scale=3, min_width=300):
                 status = gr.Markdown(elem_id="status")
@@ -192,7 +200,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                 if name != heading:
                     heading = name
                     gr.Markdown(f"**{methods.get(name).title}** — {methods.get(name).description}")
-                sliders.append(gr.Slider(k.lo, k.ui_hi, k.default, step=k.step, label=k.label, info=k.help,
+                sliders.append(gr.Slider(*h.slider_range(name, k), step=k.step, label=k.label, info=k.help,
                                          elem_id=f"{name}-{k.name}"))
         with examples_box:
             examples = None
@@ -225,8 +233,13 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                         show_progress_on=[guess_text], **private)
         for control in (aligned, scale, thorough, auto):
             control.input(h.on_tune, inputs, outputs, **tune)
-        choice.input(lambda c: [gr.update(visible=(n == c or c == BOTH)) for n in simple], [choice],
-                     list(simple.values()), **private).then(h.on_tune, inputs, outputs, **tune)
+        # another method: only its controls, and the other method's result off the page first
+        shown = {**{f"{n}-simple": sl for n, sl in simple.items()}, "auto": auto, "status": status,
+                 "result": result, "download": download, "gallery": gallery, "identity": identity,
+                 "face_files": face_files, "pick": pick, "preview": preview, "guess": guess,
+                 "guess_text": guess_text}
+        choice.input(h.on_method, [state, choice], [shown[n] for n in h.method_outputs], **private) \
+            .then(h.on_tune, inputs, outputs, **tune)
         pick.input(h.on_pick, [state, pick, *inputs[1:]], outputs, **tune)
         for name, sl in simple.items():
             sl.release(lambda v, _n=name: [gr.update(value=False)] + h.on_simple(_n, v), [sl], [auto, *sliders],
@@ -235,7 +248,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
         # the one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON
         with gr.Row(visible=False):
             api_in = [PhotoInput(type="filepath", image_mode=None), gr.Textbox(value=first), gr.Checkbox(False),
-                      gr.Textbox(value="{}")]
+                      gr.Textbox(value="{}"), gr.Checkbox(True), gr.Textbox(value="auto")]  # auto, scale: as the page
             api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
             gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")
     if warm_examples:

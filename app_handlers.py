@@ -25,6 +25,7 @@ from app_views import (
     result_json,
     settings_from_ui,
     status_markdown,
+    without_paths,
 )
 from diffbfr import methods
 from diffbfr import settings as S
@@ -54,6 +55,11 @@ class AppState:
     def chosen(self, choice: str) -> list[str]:
         return list(self.restorers) if choice == BOTH else [choice]
 
+    def limits(self, name: str) -> dict:
+        """The method's setting ranges narrowed by its loaded networks (Model.knob_limits(): no
+        start step beyond the timesteps its network was trained at); {} without a model."""
+        return self.models[name].knob_limits() if name in self.models else {}
+
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
     """(method, knob) for every slider, in the order the handlers receive their values."""
@@ -69,6 +75,11 @@ class Handlers:
         self.app = app
         self.files = AppFiles(example_paths)
         self.layout = knob_layout()
+        # what on_method answers, by name: app.py maps each to its component
+        self.simple_names = [n for n, m in methods.METHODS.items() if m.simple is not None]
+        self.method_outputs = [f"{n}-simple" for n in self.simple_names] + [
+            "auto", "status", "result", "download", "gallery", "identity", "face_files", "pick", "preview",
+            "guess", "guess_text"]
         self._users = 0   # people's requests in flight (_serving; the example warm-up waits for none)
         self._users_lock = threading.Lock()
 
@@ -82,6 +93,10 @@ class Handlers:
 
     def on_image(self, path, up=None):
         if not path:
+            if up is None:
+                # nothing was loaded: this is the box emptied by a failed upload (its change
+                # event follows the error), so the error stays on screen until the next action
+                return self._skip()
             return self._cleared(None, "")
         if up is not None and up.restored and up.source == path:
             # a picked example is restored by its own event, which may finish first: keep it
@@ -96,13 +111,17 @@ class Handlers:
             if not isinstance(exc, ImageError):
                 log.exception("loading %s failed", path)
                 exc = f"Could not read this image ({type(exc).__name__}: {exc})."
+            exc = without_paths(exc)   # the upload's server path may be in the wording
             self.files.discard_upload(path)  # unusable: no reason to keep it
-            warn(str(exc))
+            warn(exc)
             # clear the Photo box too: no broken or partial picture stays on screen
             return self._cleared(None, f"⚠️ {exc}", gr.update(value=None))
+        return self._cleared(up, self._loaded(up))
+
+    @staticmethod
+    def _loaded(up: Upload) -> str:
         h, w = up.rgb.shape[:2]
-        lines = [f"Loaded a {w}x{h} photo. Press **Restore**."] + [f"- {n}" for n in up.notices]
-        return self._cleared(up, "\n".join(lines))
+        return "\n".join([f"Loaded a {w}x{h} photo. Press **Restore**."] + [f"- {n}" for n in up.notices])
 
     def _current(self, up: Upload | None, path: str | None) -> Upload | None:
         """The upload to restore. Restore can be pressed while a large photo is still being
@@ -116,7 +135,8 @@ class Handlers:
         try:
             up = self._current(up, path)
         except Exception as exc:  # noqa: BLE001
-            return self.on_image(path) if isinstance(exc, ImageError) else self._cleared(None, f"⚠️ {exc}")
+            return self.on_image(path) if isinstance(exc, ImageError) else \
+                self._cleared(None, f"⚠️ {without_paths(exc)}")
         if up is None:
             msg = "No photo loaded: upload one or pick an example."
             warn(msg)
@@ -140,9 +160,40 @@ class Handlers:
     def on_simple(self, name: str, position):
         """The plain-words slider moved: set that method's expert sliders coherently."""
         method = methods.get(name)
-        overrides = method.simple.apply(position if position is not None else method.simple.default)
+        overrides = method.simple.apply(position if position is not None else method.simple.default,
+                                        self.app.limits(name))
         return [gr.update(value=overrides[k.name]) if m == name and k.name in overrides else gr.skip()
                 for m, k in self.layout]
+
+    def slider_range(self, name: str, k: S.Knob) -> tuple:
+        """(minimum, maximum, initial value) of a method's slider: it ends at the knob's ui_hi or
+        where the loaded network's training ends (start steps), whichever is lower."""
+        return S.slider_range(k, self.app.limits(name))
+
+    def unavailable_message(self, choice: str) -> str:
+        """Why a listed method cannot run, in plain words (create_app keeps paths out of the
+        reason; without_paths in case a reason came from elsewhere)."""
+        others = " or ".join(methods.get(n).title for n in self.app.restorers)
+        return without_paths(f"{methods.get(choice).title} is not available: "
+                             f"{self.app.unavailable[choice].rstrip('.')}."
+                             + (f" Choose {others} to restore your photo." if others else ""))
+
+    def on_method(self, up, choice):
+        """The method changed (outputs: self.method_outputs): show only the chosen method's
+        controls (its plain-words slider; Auto where it has one) and take the other method's
+        result off the page. The rerun that follows (on_tune) shows the chosen one's; a method
+        that cannot run says why, here, in words."""
+        shown = [n for n in self.app.chosen(choice) if n in self.app.restorers]
+        if choice in self.app.unavailable:
+            status = f"⚠️ {self.unavailable_message(choice)}"
+        elif up is not None and up.restored:
+            status = f"Restoring with {' and '.join(methods.get(n).title for n in shown)}…"
+        else:
+            status = self._loaded(up) if up is not None else ""
+        hidden = gr.update(value=None, visible=False)
+        return [*(gr.update(visible=n in shown) for n in self.simple_names),
+                gr.update(visible=any(self.app.restorers[n].auto is not None for n in shown)),
+                status, None, hidden, [], "", hidden, gr.update(choices=[], value=[], visible=False), None, [], ""]
 
     def settings_for(self, name: str, values) -> object:
         mine = [v for (m, _), v in zip(self.layout, values) if m == name]
@@ -151,9 +202,10 @@ class Handlers:
     def _run(self, up: Upload, aligned: bool, choice: str, scale, values, progress, thorough: bool = False,
              auto: bool = False):
         if choice in self.app.unavailable:
-            msg = f"{methods.get(choice).title} is not available: {self.app.unavailable[choice]}"
+            msg = self.unavailable_message(choice)
             warn(msg)
-            return (up, f"⚠️ {msg}") + tuple(gr.skip() for _ in range(N_OUT - 2))
+            up.last = None   # nothing of the other method's is on screen (nor mapped by "guessing")
+            return self._cleared(up, f"⚠️ {msg}", None)   # up.restored stays: switching back reruns
         names = self.app.chosen(choice)
         try:
             with self._serving():
@@ -164,8 +216,8 @@ class Handlers:
                     results.append(self._restore(name, up, aligned, values, scale, thorough, auto, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
-            warn(f"Restoration failed: {exc}")
-            return (up, f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).") + \
+            warn(without_paths(f"Restoration failed: {exc}"))
+            return (up, without_paths(f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).")) + \
                 tuple(gr.skip() for _ in range(N_OUT - 2))
         finally:
             path, up.path = up.path, None
@@ -223,7 +275,7 @@ class Handlers:
         one example at a time, waiting while someone's photo is being restored. Returns the
         number warmed."""
         name = next(iter(self.app.restorers))
-        defaults = [k.default for _, k in self.layout]
+        defaults = [self.slider_range(n, k)[2] for n, k in self.layout]   # the sliders' initial values
         auto = any(r.auto is not None for r in self.app.restorers.values())   # the Auto box's default
         done = 0
         for path, aligned in examples:
@@ -274,18 +326,28 @@ class Handlers:
 
     # ------------------------------------------------------------------ the API endpoint
     def api_restore(self, image: str, method: str = "diffbfr", aligned: bool = False,
-                    settings_json: str = "{}"):
-        """One call: photo + method + settings (JSON object of that method's settings; missing
-        ones take their defaults, values are clamped) -> the restored photo, every stage of every
-        face, and a JSON record (settings used, faces, identity, timings, notices)."""
+                    settings_json: str = "{}", auto: bool = True, scale: str = "auto"):
+        """One call: photo + method + settings -> the restored photo, every stage of every face,
+        and a JSON record. Arguments and defaults are the page's (README, "One-call API"):
+        `settings_json` a JSON object of that method's settings (missing ones: the defaults;
+        checked by diffbfr.settings.validate, which refuses, never clamps, a bad value);
+        `auto` (default on, as on the page) picks the start steps per face, except when the
+        settings name one of them (as moving a start-step slider switches Auto off on the
+        page); `scale` "auto" (the page's default), "1", "2" or "4"."""
         if method not in self.app.restorers:
             raise gr.Error(f"method {method!r} is not available; available: {', '.join(self.app.restorers)}")
+        restorer = self.app.restorers[method]
         try:
-            values = json.loads(settings_json or "{}")
-            s = S.clamp(methods.get(method).settings, values)
+            s, named = api_settings(restorer.model, settings_json)
+            out_scale = api_choice("scale", scale, {"auto": "auto", "1": 1, "2": 2, "4": 4}, "auto")
+            want_auto = api_choice("auto", auto, {"true": True, "false": False}, True)
+            aligned = api_choice("aligned", aligned, {"true": True, "false": False}, False)
+            calibrated = set(restorer.auto.calibration.fields) if restorer.auto is not None else set()
+            overridden = sorted(named & calibrated)
+            use_auto = want_auto and bool(calibrated) and not overridden
             up = load_upload(image, name=Path(image).stem)
             with self._serving():
-                result = self.app.restorers[method].restore(up.rgb, s, bool(aligned), key=up.key)
+                result = restorer.restore(up.rgb, s, aligned, key=up.key, scale=out_scale, auto=use_auto)
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(str(exc)) from None
         finally:
@@ -294,7 +356,39 @@ class Handlers:
         restored = self.files.write(f"{up.name}_restored.png", result.image)
         gallery = [(self.files.write(f"{up.name}_{caption}.png", np.asarray(img)), caption)
                    for img, caption in gallery_items(result, methods.get(method), size=128)]
-        return restored, gallery, result_json(result, up.notices)
+        notices = list(up.notices)
+        if want_auto and overridden:
+            notices.append(f"Auto is off for this call: the settings name {', '.join(overridden)}, which Auto "
+                           "would choose (leave them out to let Auto choose).")
+        record = result_json(result, notices)
+        record["auto"] = {"requested": want_auto, "used": use_auto, "available": bool(calibrated)}
+        record["scale"] = result.scale
+        record["aligned"] = aligned
+        for entry, f in zip(record["faces"], result.faces):   # the settings each face ran with
+            entry["settings"] = S.to_dict(f.settings)
+            entry["auto"] = None if f.auto is None else f.auto.words
+        return restored, gallery, record
+
+
+def api_settings(model: methods.Model, settings_json) -> tuple[object, set[str]]:
+    """The API's settings text -> (settings, names the caller set), through the one validation
+    (diffbfr.settings.from_json: a JSON object, known names, numbers in range, the start steps
+    within what the loaded networks were trained at). Raises SettingsError (plain words)."""
+    s = S.from_json(model.method.settings, settings_json, model.knob_limits())
+    parsed = settings_json if not isinstance(settings_json, str) else \
+        (json.loads(settings_json) if settings_json.strip() else {})
+    return s, {n for n, v in (parsed or {}).items() if v is not None}
+
+
+def api_choice(name: str, value, choices: dict, default):
+    """An API argument with a few allowed values (None: the default); SettingsError otherwise."""
+    if value is None:
+        return default
+    text = str(value).strip().lower() if isinstance(value, (bool, int, str)) else None
+    if text in choices:
+        return choices[text]
+    raise S.SettingsError(f"{name} must be one of {', '.join(choices)}; got {json.dumps(value, default=str)}",
+                          name)
 
 
 def stage_runner_for(models: dict[str, methods.Model], gpu, on_zero_gpu: bool):

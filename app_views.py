@@ -4,6 +4,7 @@ No Gradio here: app.py wires these to components.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -42,10 +43,21 @@ def load_upload(src, name: str = "photo", path: str | None = None,
     return Upload(image_key(loaded.rgb), loaded.rgb, loaded.notices, loaded.was_grey, name, path, path)
 
 
+# an absolute file path (POSIX or Windows) that starts a word: /srv/app/weights/x.bin, C:\x\y
+_ABS_PATH = re.compile(r"(?<![\w.~/\\])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"(),;\[\]]+)+[/\\]?")
+
+
+def without_paths(text: str) -> str:
+    """A message for the page with every absolute file path cut to its last part: an error's
+    wording may name server folders (uploads, weights), which visitors never need to see."""
+    return _ABS_PATH.sub(lambda m: re.split(r"[/\\]", m.group().rstrip("/\\"))[-1], str(text))
+
+
 def settings_from_ui(method: Method, values) -> object:
-    """Slider values in knob order (floats, possibly None from an emptied field) -> clamped settings."""
+    """Slider values in knob order (floats, possibly None from an emptied field: the default) ->
+    settings, through the one validation (S.validate; the sliders' values are always in range)."""
     names = [k.name for k in S.knobs(method.settings)]
-    return S.clamp(method.settings, dict(zip(names, values)))
+    return S.validate(method.settings, dict(zip(names, values)))
 
 
 def identity_meaning(d: float | None) -> str:
@@ -128,7 +140,7 @@ def weights_notice(model: Model) -> str:
         return ""
     note = card.get("quality_note", "these weights have not been shown to beat plain bicubic upsampling")
     return (f"⚠️ **{model.method.title}: these weights restore faces worse than plain bicubic upsampling.** "
-            f"{note} See weights/{model.method.name}/README.md.")
+            f"{note} The README that comes with these weights, in the project's files, says more.")
 
 
 def face_choices(found) -> list[tuple[str, int]]:

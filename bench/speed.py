@@ -112,8 +112,8 @@ def bench_device(a, device: str, settings, faces) -> list[dict]:
     med, runs, nfe = timed(lambda: restore_face(model, faces[0], settings), a.repeats, a.warmup, sync, counter)
     add("ours", "restore_face", med, nfe, "one call, all stages", runs)
     for name, overrides in method.speed_baselines.items():
-        total, nfe = stage_rows(name, S.clamp(method.settings, {**S.to_dict(settings), **overrides}),
-                                not a.full)
+        # built directly, not validated: the baselines lie outside the served ranges (1000 steps)
+        total, nfe = stage_rows(name, dataclasses.replace(settings, **overrides), not a.full)
         add(name, "total (sum of stages)", total / 1000, nfe, "", ratio=total / ours_ms)
 
     # batching: N faces through the photo path, batched vs one at a time

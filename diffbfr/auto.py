@@ -18,6 +18,7 @@ them is monotone in severity.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -323,16 +324,18 @@ class Calibration:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def auto_settings(s, estimate: Estimate | float, calibration: Calibration):
+def auto_settings(s, estimate: Estimate | float, calibration: Calibration, limits: S.Limits | None = None):
     """`s` with the calibrated fields set from the severity (an Estimate or a number): each
     value rounded to its knob's step (what the app's slider can show) and clamped to the
-    knob's range; every other field (steps, seed, eta) is kept. Deterministic."""
+    knob's range, narrowed by `limits` (Model.knob_limits(): never a start step above the
+    timesteps its network was trained at); every other field (steps, seed, eta) is kept.
+    Deterministic."""
     severity = estimate.severity if isinstance(estimate, Estimate) else float(estimate)
-    values = S.to_dict(s)
+    values = {}
     for name, v in calibration.at(severity).items():
-        step = S.knob_of(type(s), name).step
-        values[name] = round(v / step) * step if step > 0 else v
-    return S.clamp(type(s), values)
+        k = S.knob_of(type(s), name)
+        values[name] = S.clamp_value(k, round(v / k.step) * k.step if k.step > 0 else v, limits)
+    return dataclasses.replace(s, **values)
 
 
 @dataclass
@@ -371,16 +374,18 @@ class Auto:
             return cls(Estimator.tiny(), Calibration.load(folder / CALIBRATION_FILE))
         return cls.load(folder.parent, method, device)
 
-    def faces(self, faces: Sequence[np.ndarray], s) -> list[AutoFace]:
-        """Per aligned face: settings from `s` with the calibrated fields set, and the words."""
-        return auto_faces(self.estimator, faces, s, self.calibration)
+    def faces(self, faces: Sequence[np.ndarray], s, limits: S.Limits | None = None) -> list[AutoFace]:
+        """Per aligned face: settings from `s` with the calibrated fields set (inside `limits`,
+        Model.knob_limits()), and the words."""
+        return auto_faces(self.estimator, faces, s, self.calibration, limits)
 
 
-def auto_face(s, estimate: Estimate, calibration: Calibration) -> AutoFace:
-    """One face's Auto result from its estimate: settings from `s` with the calibrated fields set,
-    and the words."""
-    return AutoFace(auto_settings(s, estimate, calibration), estimate, describe(estimate))
+def auto_face(s, estimate: Estimate, calibration: Calibration, limits: S.Limits | None = None) -> AutoFace:
+    """One face's Auto result from its estimate: settings from `s` with the calibrated fields set
+    (inside `limits`), and the words."""
+    return AutoFace(auto_settings(s, estimate, calibration, limits), estimate, describe(estimate))
 
 
-def auto_faces(estimator: Estimator, faces: Sequence[np.ndarray], s, calibration: Calibration) -> list[AutoFace]:
-    return [auto_face(s, e, calibration) for e in estimator.estimate(faces)]
+def auto_faces(estimator: Estimator, faces: Sequence[np.ndarray], s, calibration: Calibration,
+               limits: S.Limits | None = None) -> list[AutoFace]:
+    return [auto_face(s, e, calibration, limits) for e in estimator.estimate(faces)]

@@ -54,9 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="output size: 1 (same as the input), 2, 4, or auto (enough that the largest face "
                         "keeps its 128 px restoration, capped at 8 MP); the background is upscaled with "
                         "Lanczos (default 1)")
-    S.add_arguments(p, method.settings, f"{method.title} settings")
+    S.add_arguments(p, method.settings, f"{method.title} settings (out-of-range values are refused)",
+                    defaults=False)
     args = p.parse_args(argv)
-    args.settings = S.from_arguments(method.settings, args)
+    try:   # the one validation of settings (diffbfr/settings.py): a bad value is a message, exit 2
+        args.settings = S.from_arguments(method.settings, args)
+    except S.SettingsError as exc:
+        p.error(str(exc))
     return args
 
 
@@ -109,6 +113,9 @@ def main(argv=None) -> int:
     if not src.exists():
         print(f"error: {src} does not exist", file=sys.stderr)
         return 2
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: -o {out_dir} is a file; -o names the output folder (created if missing)", file=sys.stderr)
+        return 2
     files, ignored = list_inputs(src)
     if not files:
         print(f"error: no image files (.png .jpg .webp ...) in {src}", file=sys.stderr)
@@ -118,6 +125,11 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc} (use --weights DIR, or --tiny to test without weights)", file=sys.stderr)
         return 2
+    try:   # the start steps must stay within the timesteps the loaded networks were trained at
+        args.settings = S.from_arguments(model.method.settings, args, model.knob_limits())
+    except S.SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     auto = None
     if args.auto:
         try:
@@ -126,7 +138,11 @@ def main(argv=None) -> int:
             print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
             return 2
     restorer = PhotoRestorer(model, cache_size=16, auto=auto)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:   # e.g. a parent of -o is a file, or no permission
+        print(f"error: cannot create the output folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
     done, no_face = [], []
     skipped = [{"file": str(p), "reason": "not an image file name"} for p in ignored]

@@ -22,6 +22,7 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
+from . import settings as S
 from .auto import Auto, AutoFace, auto_face
 from .faces.align import AlignedFace, align_crop, find_faces
 from .faces.detect import DlibDetector
@@ -292,7 +293,10 @@ class PhotoRestorer:
         `auto` (needs self.auto): each face gets the settings calibrated for its estimated
         degradation (the calibrated fields replace those of `settings`; the rest is kept)."""
         report = progress or _silent
-        s = settings if settings is not None else self.model.method.settings()
+        limits = self.model.knob_limits()
+        s = settings if settings is not None else S.validate(self.model.method.settings, {}, limits)
+        if limits:   # no start step beyond the timesteps its network was trained at: SettingsError
+            S.validate(type(s), {n: getattr(s, n) for n in limits}, limits)
         key = key or image_key(image)
         t0 = time.perf_counter()
         report(0.0, "Taking the aligned face" if aligned else "Detecting faces")
@@ -362,7 +366,7 @@ class PhotoRestorer:
             if estimate is None:
                 estimate = self.auto.estimator.estimate([found[i].image])[0]
                 self.estimates.put((key, aligned, i), estimate)
-            out.append(auto_face(s, estimate, self.auto.calibration))
+            out.append(auto_face(s, estimate, self.auto.calibration, self.model.knob_limits()))
         return out
 
     def _identity(self, face_key: tuple, s, st: FaceStages) -> float | None:

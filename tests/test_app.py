@@ -182,8 +182,10 @@ def test_unavailable_method_says_why(model, monkeypatch):
 
 
 def test_settings_from_ui_and_identity_text():
-    s = settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, None, 2, 5, 0.0])
+    s = settings_from_ui(DIFFBFR, [1000, 0, 12.25, 4.0, None, 2, 5, 0.0])   # slider floats; None: default
     assert s == DiffBFRSettings(irm_start=1000, irm2_start=0, tem_t=12.25, irm64_steps=4, tem_steps=2, seed=5)
+    with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 1000; got 1500"):
+        settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, None, 2, 5, 0.0])   # refused, never clamped
     assert identity_meaning(None).startswith("n/a")
     assert "same person" in identity_meaning(0.3) and "drifted" in identity_meaning(0.9)
 
@@ -224,8 +226,9 @@ def test_results_folder_is_walked_only_past_its_bound(tmp_path, monkeypatch):
     assert files.bytes_estimate == files.folder_bytes() <= 200_000
 
 
-def test_build_demo_has_the_pieces(model):
+def test_build_demo_has_the_pieces(model, tmp_path, monkeypatch):
     import gradio as gr
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))   # the examples' copies
     demo = app_module.build_demo(AppState({"diffbfr": model}))
     types = {type(b).__name__ for b in demo.blocks.values()}
     assert {"PhotoInput", "ImageSlider", "Gallery", "Slider", "Checkbox", "Button", "DownloadButton"} <= types
@@ -332,3 +335,94 @@ def test_api_uploads_are_deleted_after_a_grace_period(handlers):
     handlers.files.prune()
     assert not shared.exists() and not handlers.files.pending
     assert app_files.API_UPLOAD_GRACE_S >= 60
+
+
+def test_bad_upload_message_stays_when_the_photo_box_is_cleared(handlers):
+    """A failed upload clears the Photo box; the box's change event that follows (no photo, no
+    session) must keep the error on screen, not blank it."""
+    bad = _upload("cut.jpg")
+    bad.write_bytes(FACE.read_bytes()[:200])
+    (up, status, *_), _ = _quiet(handlers.on_image, str(bad))
+    assert up is None and status.startswith("⚠️")
+    assert all(_is_skip(v) for v in _quiet(handlers.on_image, None, None)[0])
+    # a photo the user removes himself still clears its message
+    (up, *_), _ = _quiet(handlers.on_image, str(FACE))
+    (up2, status2, *_), _ = _quiet(handlers.on_image, None, up)
+    assert up2 is None and status2 == ""
+
+
+def _paths_in(texts, root: Path) -> list[str]:
+    """Server paths in user-facing text: the repository, the weights folder, network files."""
+    bad = [str(root), str(root / "weights"), "weights/", ".safetensors", "/work/", "/tmp/"]
+    return [f"{b!r} in {t!r}" for t in texts for b in bad if b in str(t)]
+
+
+def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, monkeypatch):
+    """Panini-Net is shipped untrained: choosing it says so in plain words, with no server path
+    in the status, the toasts, the page's texts or the API; the DiffBFR result goes away and
+    comes back (rerun) when DiffBFR is chosen again."""
+    import gradio as gr
+    import json
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    real = app_module.create_app(ROOT / "weights", device="cpu")
+    assert "panini" in real.unavailable and "panini" not in real.restorers
+    h = Handlers(AppState({"diffbfr": model}, real.unavailable), [])
+    texts = [*real.unavailable.values(), *(label for label, _ in app_module.method_choices(real)),
+             *(weights_notice(m) for m in real.models.values())]
+    up = _quiet(h.on_image, str(FACE))[0][0]
+    (up, status, pair, *_), warned = call(h.on_restore, up)
+    assert pair is not None
+    texts += [status, *warned]
+
+    out = _quiet(h.on_method, up, "panini")[0]
+    vis = {k: v for k, v in zip(h.method_outputs, out)}
+    assert "not trained" in vis["status"] and vis["result"] is None and vis["gallery"] == []
+    assert vis["auto"]["visible"] is False and vis["diffbfr-simple"]["visible"] is False
+    texts.append(vis["status"])
+    (up, status, pair, download, gallery, ident, files, picker, preview), warned = \
+        call(h.on_tune, up, choice="panini")
+    assert "Panini-Net" in status and "not trained" in status and warned
+    assert pair is None and gallery == [] and ident == "" and not download["visible"] and not files["visible"]
+    assert up.restored and not up.last   # nothing of DiffBFR's left to map
+    texts += [status, *warned]
+    (up, status, pair, *_), _ = call(h.on_tune, up, choice="diffbfr")   # back: DiffBFR's result again
+    assert "DiffBFR: restored 1 face" in status and pair is not None
+    assert _quiet(h.on_method, up, "diffbfr")[0][h.method_outputs.index("auto")]["visible"] is False  # tiny: no Auto
+
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(FACE.read_bytes())
+    with pytest.raises(gr.Error) as err:
+        h.api_restore(str(photo), "panini", True, "{}")
+    texts.append(str(err.value))
+    photo.write_bytes(FACE.read_bytes())
+    texts.append(json.dumps(h.api_restore(str(photo), "diffbfr", True, '{"irm64_steps": 1}')[2]))
+    assert _paths_in(texts, ROOT) == []
+    fallback = app_module.create_app(tmp_path / "nothing here", device="cpu")
+    assert str(tmp_path) not in fallback.models["diffbfr"].label
+
+
+def test_method_switch_shows_only_that_methods_controls(model, tmp_path, monkeypatch):
+    from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    auto = Auto(Estimator.tiny(), Calibration.load(ROOT / "weights" / "diffbfr" / CALIBRATION_FILE))
+    h = Handlers(AppState({"diffbfr": model, "panini": methods.tiny("panini")}, autos={"diffbfr": auto}), [])
+    seen = {}
+    for choice in ("diffbfr", "panini", "both"):
+        out = dict(zip(h.method_outputs, _quiet(h.on_method, None, choice)[0]))
+        seen[choice] = {k for k in ("auto", "diffbfr-simple", "panini-simple") if out[k]["visible"]}
+        assert out["result"] is None and out["gallery"] == [] and out["identity"] == ""
+    assert seen == {"diffbfr": {"auto", "diffbfr-simple"}, "panini": {"panini-simple"},
+                    "both": {"auto", "diffbfr-simple", "panini-simple"}}
+    demo = app_module.build_demo(h.app)
+    auto_box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "auto")
+    assert auto_box.visible   # DiffBFR, the first method, has Auto
+
+
+def test_intro_is_short_and_the_rest_is_folded(model, tmp_path, monkeypatch):
+    """The page opens on the photo and the Restore button: one intro line, the rest in a closed
+    accordion (the browser test measures the fold)."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))   # the examples' copies
+    demo = app_module.build_demo(AppState({"diffbfr": model}))
+    about = [b for b in demo.blocks.values() if type(b).__name__ == "Accordion" and "About" in b.label]
+    assert len(about) == 1 and about[0].open is False
+    assert len(app_module.INTRO.strip().splitlines()) <= 2

@@ -54,18 +54,22 @@ def test_knobs_clamp_and_flags_come_from_the_dataclass():
     assert list(ks) == ["irm_start", "irm2_start", "tem_t", "irm64_steps", "irm128_steps", "tem_steps",
                         "seed", "eta"]
     assert ks["tem_t"].ui_hi == 100 and ks["tem_t"].hi == 1000 and ks["irm64_steps"].kind is int
-    s = S.clamp(DiffBFRSettings, irm_start=1500, irm2_start=-3, tem_t="12.25", irm64_steps=3.6,
-                irm128_steps=None, seed=float("nan"))
+    # clamp: for numbers the app computes itself (Auto, the fidelity slider); people's values go
+    # through S.validate, which refuses (tests/test_settings.py)
+    s = S.clamp(DiffBFRSettings, irm_start=1500, irm2_start=-3, tem_t=12.25, irm64_steps=3.6, irm128_steps=None)
     assert (s.irm_start, s.irm2_start, s.tem_t, s.irm64_steps) == (1000.0, 0.0, 12.25, 4)
     assert s.irm128_steps == DiffBFRSettings().irm128_steps and s.seed == 0
-    with pytest.raises(KeyError, match="bogus"):
+    for junk in ("12.25", float("nan")):   # not numbers: refused, never replaced by the default
+        with pytest.raises(S.SettingsError, match="tem_t"):
+            S.clamp(DiffBFRSettings, tem_t=junk)
+    with pytest.raises(S.SettingsError, match="bogus"):
         S.clamp(DiffBFRSettings, bogus=1)
     p = argparse.ArgumentParser()
     S.add_arguments(p, DiffBFRSettings)
     a = p.parse_args(["--irm-start", "300", "--tem-t", "7.5", "--irm64-steps", "3"])
     assert S.from_arguments(DiffBFRSettings, a) == DiffBFRSettings(irm_start=300, tem_t=7.5, irm64_steps=3)
     assert S.parse_sweep(DiffBFRSettings, "tem-t=0,2.5") == ("tem_t", [0.0, 2.5])
-    assert S.parse_sweep(DiffBFRSettings, "irm64_steps=2.4,10") == ("irm64_steps", [2, 10])
+    assert S.parse_sweep(DiffBFRSettings, "irm64_steps=2,10") == ("irm64_steps", [2, 10])
     with pytest.raises(argparse.ArgumentTypeError, match="has no setting 'temp'"):
         S.parse_sweep(DiffBFRSettings, "temp=1")
 

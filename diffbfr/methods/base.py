@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..settings import knob_of
+
 INPUT = "lq"          # the name under which a stage reads the aligned input face
 MANIFEST = "manifest.json"
 
@@ -50,7 +52,9 @@ class SimpleControl:
     label: str                                   # e.g. "Fidelity ↔ detail"
     help: str
     default: float                               # the position that gives the settings' defaults
-    apply: Callable[[float], dict]               # position 0-100 -> {setting: value}
+    # apply(position 0-100, limits=None) -> {setting: value}, each inside `limits` when given
+    # (Model.knob_limits(): the start steps the loaded networks were trained for)
+    apply: Callable[..., dict]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class Method:
     description: str = ""
     speed_baselines: dict = field(default_factory=dict)   # name -> settings overrides (bench.speed)
     simple: SimpleControl | None = None
+    # setting -> the network that reads it as a diffusion timestep: it must stay within the
+    # timesteps that network was trained at (its config's t_max; Model.knob_limits())
+    timestep_networks: dict = field(default_factory=dict)
 
     def __post_init__(self):
         known = {INPUT}
@@ -75,6 +82,9 @@ class Method:
             if not set(st.fields) <= fields:
                 raise ValueError(f"{self.name}: stage {st.name} reads unknown settings {set(st.fields) - fields}")
             known.add(st.name)
+        for name, net in self.timestep_networks.items():
+            if name not in fields or net not in self.networks:
+                raise ValueError(f"{self.name}: timestep_networks maps {name!r} -> {net!r}: unknown setting or network")
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -149,6 +159,19 @@ class Model:
     @property
     def name(self) -> str:
         return self.method.name
+
+    def knob_limits(self) -> dict[str, tuple[float, float]]:
+        """setting -> (lo, hi) where this model's networks narrow the setting's declared range:
+        a start step may not exceed the largest timestep its network was trained at
+        (`config.t_max`; Method.timestep_networks). Every surface (validation, the page's
+        sliders, the fidelity slider, Auto, the CLI) reads its ranges through this."""
+        out = {}
+        for name, net in self.method.timestep_networks.items():
+            k = knob_of(self.method.settings, name)
+            t_max = getattr(getattr(self.nets.get(net), "config", None), "t_max", None)
+            hi = float(k.hi) if t_max is None else min(float(k.hi), float(t_max))
+            out[name] = (float(k.lo), max(float(k.lo), hi))
+        return out
 
     @classmethod
     def load(cls, method: Method, weights_dir: str | Path, device: str | torch.device | None = None) -> "Model":

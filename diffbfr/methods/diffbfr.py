@@ -24,7 +24,7 @@ from ..diffusion.samplers import truncated_sample
 from ..diffusion.schedule import T
 from ..diffusion.unet import TINY_OVERRIDES, build, load_unet
 from ..frame import FRAME, HALF_FRAME, resize_square, to_batch, to_images
-from ..settings import knob
+from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
 
 
@@ -42,13 +42,16 @@ class DiffBFRSettings:
                         "How much fine texture TEM repaints (a timestep out of 1000; small values matter). "
                         "0 = off, 2-20 = skin and hair texture, >50 starts changing features.", ui_hi=100,
                         advanced=False)
-    irm64_steps: int = knob(10, 1, 1000, 1, "Sampling steps (stage 1)",
+    # Step counts end where the page's sliders end, for every caller (API, CLI, page): time grows
+    # linearly with them (1000 stage-1 steps took 65 s per face through the API) for no visible
+    # gain past a few tens. bench.speed builds its 1000-step baselines directly, unvalidated.
+    irm64_steps: int = knob(10, 1, 50, 1, "Sampling steps (stage 1)",
                             "Denoising steps of IRM stage 1: more is smoother and slower (time grows "
-                            "linearly).", ui_hi=50)
-    irm128_steps: int = knob(4, 1, 1000, 1, "Sampling steps (stage 2)",
-                             "Denoising steps of IRM stage 2 (128 px).", ui_hi=50)
-    tem_steps: int = knob(2, 1, 1000, 1, "Sampling steps (TEM)",
-                          "Denoising steps of TEM; 1-2 suffice for small timesteps.", ui_hi=20)
+                            "linearly).")
+    irm128_steps: int = knob(4, 1, 50, 1, "Sampling steps (stage 2)",
+                             "Denoising steps of IRM stage 2 (128 px).")
+    tem_steps: int = knob(2, 1, 20, 1, "Sampling steps (TEM)",
+                          "Denoising steps of TEM; 1-2 suffice for small timesteps.")
     seed: int = knob(0, 0, 2**31 - 1, 1, "Seed",
                      "Picks the random noise. Same seed and settings give the same result; change it "
                      "to see another plausible restoration.", ui_hi=9999, advanced=False)
@@ -111,13 +114,15 @@ def load_network(path: Path):
     return load_unet(path)
 
 
-def fidelity_to_detail(position: float) -> dict:
+def fidelity_to_detail(position: float, limits: dict | None = None) -> dict:
     """0 = keep the input (no noise, no texture pass), 100 = invent the most. Linear in the
     start steps and the TEM timestep; position 25 gives the defaults (200, 200, 5), which the
     sweeps in weights/diffbfr/README.md chose. Along this line the sweeps show PSNR and
-    identity falling steadily and the NIQE texture score improving up to ~200-300."""
+    identity falling steadily and the NIQE texture score improving up to ~200-300.
+    `limits` (Model.knob_limits()): each value stops where its network's training stopped."""
     d = min(max(float(position), 0.0), 100.0) / 100.0
-    return {"irm_start": round(800.0 * d, 1), "irm2_start": round(800.0 * d, 1), "tem_t": round(20.0 * d, 1)}
+    out = {"irm_start": round(800.0 * d, 1), "irm2_start": round(800.0 * d, 1), "tem_t": round(20.0 * d, 1)}
+    return {n: clamp_value(knob_of(DiffBFRSettings, n), v, limits) for n, v in out.items()}
 
 
 _SAMPLING = ("seed", "eta")
@@ -147,6 +152,7 @@ DIFFBFR = Method(
                          "model invent more detail, at the risk of changing the face.",
                          25, fidelity_to_detail),
     # bench.speed: the same networks sampled from pure noise, for the truncation speed-up
+    timestep_networks={"irm_start": "irm64", "irm2_start": "irm128", "tem_t": "tem128"},
     speed_baselines={
         "ddim-from-T": dict(irm_start=T, irm2_start=T),
         "ancestral-1000": dict(irm_start=T, irm2_start=T, irm64_steps=1000, irm128_steps=1000, eta=1.0),

@@ -34,7 +34,7 @@ from ..panini.dafi import TINY_PANINI, DAFIBlock, PaniniConfig, PaniniNet
 from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig, load_dre
 from ..panini.encoder import Encoder, EncoderConfig
 from ..panini.prior import Generator, GeneratorConfig
-from ..settings import knob
+from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
 
 PARTS = ("generator", "encoder", "dafi", "dre")
@@ -171,10 +171,12 @@ def face_share_summary(info: dict) -> str:
     return f"share taken from the learned face prior (0 % = from your photo): {levels}"
 
 
-def prior_to_detail(position: float) -> dict:
-    """0-100 -> prior_shift linearly over its whole range; 50 = as trained."""
+def prior_to_detail(position: float, limits: dict | None = None) -> dict:
+    """0-100 -> prior_shift linearly over its whole range; 50 = as trained. (No network limits
+    a Panini-Net setting: `limits` is accepted for the common signature and applied if given.)"""
     d = min(max(float(position), 0.0), 100.0) / 100.0
-    return {"prior_shift": round(SHIFT_LIMIT * (2 * d - 1), 2)}
+    return {"prior_shift": clamp_value(knob_of(PaniniSettings, "prior_shift"), round(SHIFT_LIMIT * (2 * d - 1), 2),
+                                       limits)}
 
 
 PANINI = Method(
