@@ -7,7 +7,7 @@
 Measures
 1. app start: `python app.py` in a subprocess, from spawn until its HTTP endpoint answers
    (Python + imports + model load + building the Blocks + launch);
-2. first result: the function the Restore button calls (app.Handlers.on_restore) on a
+2. first result: the function the Restore button calls (ui.handlers.Handlers.on_restore) on a
    one-face 512 px photo (examples/astronaut.jpg) at the page's defaults (Auto on where
    calibrated, output size auto), in a fresh process (so it pays the one-off costs: dlib
    models, first network calls; no example warm-up);
@@ -21,52 +21,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 import warnings
 from pathlib import Path
 
-import app as app_module
+from bench.app_process import AppProcess
 from diffbfr import methods
-from diffbfr.diffusion.unet import build
+from diffbfr.nets.unet import build
+from ui.handlers import Handlers
+from ui.state import _MODELS, AppState, create_app, gpu, stage_runner_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"first_result_s": 3.0, "tem_rerun_s": 0.5}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def time_app_start(tiny: bool, weights: str, timeout: float = 120.0) -> float:
-    port = _free_port()
-    cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--weights", weights]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd + (["--tiny"] if tiny else []), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
-                return time.perf_counter() - t0
-            except OSError:
-                if proc.poll() is not None or time.perf_counter() - t0 > timeout:
-                    raise RuntimeError("app.py did not start (run it by hand to see why)")
-                time.sleep(0.05)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with AppProcess(["--weights", weights, *(["--tiny"] if tiny else [])], timeout=timeout, poll_s=0.05) as app:
+        return app.start_s
 
 
 def _noprogress(*_a, **_k):
@@ -78,15 +50,14 @@ def full_size_random_app():
     method = methods.get("diffbfr")
     model = methods.Model(method, {n: build(n) for n in method.networks}, device="cpu",
                           label="full-size networks with random weights (speed only)")
-    app_module._MODELS.update({method.name: model})
-    return app_module.AppState({method.name: model},
-                               runner=app_module.stage_runner_for(app_module._MODELS, app_module.gpu, False))
+    _MODELS.update({method.name: model})
+    return AppState({method.name: model}, runner=stage_runner_for(_MODELS, gpu, False))
 
 
 def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int, full_random: bool = False) -> dict:
     warnings.simplefilter("ignore")  # gr.Warning outside a server is a Python warning
-    state = full_size_random_app() if full_random else app_module.create_app(weights, None, tiny)
-    h = app_module.Handlers(state, [])
+    state = full_size_random_app() if full_random else create_app(weights, None, tiny)
+    h = Handlers(state, [])
     name = next(iter(state.restorers))
     auto = any(r.auto is not None for r in state.restorers.values())   # the page's default
 

@@ -48,14 +48,21 @@ from bench.proc_usage import MB, Sampler, folder_mb, reset_peak, status_kb, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_PHOTO = ROOT / "examples" / "astronaut.jpg"
-PHOTO_DIR = Path(tempfile.gettempdir()) / "diffbfr_load_photos"   # photos and variants, made once
+
+
+def photo_dir() -> Path:
+    """Where the photos and their variants are made once and reused: in the temp folder as it is
+    when called (the tests point tempfile's folder into pytest's, so they never write outside)."""
+    return Path(tempfile.gettempdir()) / "diffbfr_load_photos"
 
 
 # ---------------------------------------------------------------- the photo
 
-def synthetic_photo(megapixels: float, fmt: str = "jpeg", folder: Path = PHOTO_DIR) -> Path:
+def synthetic_photo(megapixels: float, fmt: str = "jpeg", folder: Path | None = None) -> Path:
     """A megapixels-sized 10:7 photo: a noisy colour gradient with the example astronaut pasted
-    in, large enough that the face survives the app's downscale to 8 MP. Made once, reused."""
+    in, large enough that the face survives the app's downscale to 8 MP. Made once (in `folder`,
+    default photo_dir()), reused."""
+    folder = folder or photo_dir()
     w = int(math.sqrt(megapixels * 1e6 / 0.7)) // 8 * 8
     h = int(w * 0.7) // 8 * 8
     path = folder / f"face_{w}x{h}.{'png' if fmt == 'png' else 'jpg'}"
@@ -87,10 +94,12 @@ def _save(photo: Image.Image, path: Path, fmt: str, **kw) -> None:
     tmp.replace(path)
 
 
-def photo_variants(photo: Path, n: int, folder: Path = PHOTO_DIR) -> list[Path]:
+def photo_variants(photo: Path, n: int, folder: Path | None = None) -> list[Path]:
     """n versions of the photo whose pixels differ (an 8x8 block in one corner), so that no
     request is answered from the app's caches, which are keyed by the decoded pixels: what
-    distinct users sending distinct photos cost. Same format; made once, kept in `folder`."""
+    distinct users sending distinct photos cost. Same format; made once, kept in `folder`
+    (default photo_dir())."""
+    folder = folder or photo_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha1(f"{photo.resolve()}:{photo.stat().st_mtime_ns}".encode()).hexdigest()[:8]
     paths = [folder / f"{photo.stem}_{tag}_v{i}{photo.suffix}" for i in range(n)]
@@ -326,7 +335,7 @@ def main(argv=None) -> Report:
     ap.add_argument("--requests", type=int, default=3, help="requests per client, one after the other")
     ap.add_argument("--megapixels", type=float, default=0,
                     help="send a synthetic photo of this size (made once under "
-                         f"{PHOTO_DIR}) instead of --image")
+                         f"{photo_dir()}) instead of --image")
     ap.add_argument("--format", choices=["jpeg", "png"], default="jpeg", help="the synthetic photo's format")
     ap.add_argument("--image", default=str(SMALL_PHOTO), help="the photo to send (default: the example)")
     ap.add_argument("--weights", nargs="?", const=str(ROOT / "weights"), default=None,

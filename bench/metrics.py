@@ -6,7 +6,7 @@ All take numpy uint8 RGB images of the same shape (the aligned 128 px face).
 - ssim: skimage.metrics.structural_similarity on RGB uint8 with the settings of
   Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, population covariance,
   data_range 255), computed per channel and averaged over R, G, B.
-- niqe: see bench/niqe.py (no reference, lower = more natural / sharper).
+- niqe: see diffbfr/train/niqe.py (no reference, lower = more natural / sharper).
 - identity: dlib 128-D embedding distance through diffbfr.faces.identity
   (< 0.6 is dlib's "same person"), computed in the canonical frame's known face box;
   None when dlib cannot compute an embedding.
@@ -18,7 +18,7 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from bench.niqe import niqe  # noqa: F401  (re-exported: one import for every metric)
+from diffbfr.train.niqe import niqe  # noqa: F401  (re-exported: one import for every metric)
 from diffbfr.faces.identity import identity_distance
 
 

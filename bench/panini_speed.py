@@ -6,7 +6,7 @@ milliseconds per 128 px face (batch 1, median and min of --repeats runs after --
 torch.no_grad, eval mode, noise_mode "const") for the full restoration, its parts, G-only
 sampling and one D evaluation.  Weights are random: speed does not depend on them.
 
-The DRE is diffbfr.panini.dre.DRE (its TINY config for the tiny column).
+The DRE is diffbfr.nets.panini_dre.DRE (its TINY config for the tiny column).
 """
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from diffbfr.panini.dafi import TINY_PANINI, PaniniConfig, PaniniNet
-from diffbfr.panini.dre import DRE, TINY
-from diffbfr.panini.prior import TINY_DISCRIMINATOR, Discriminator, DiscriminatorConfig
+from diffbfr.nets.panini_dafi import TINY_PANINI, PaniniConfig, PaniniNet
+from diffbfr.nets.panini_dre import DRE, TINY
+from diffbfr.nets.panini_prior import TINY_DISCRIMINATOR, Discriminator, DiscriminatorConfig
 
 def make_dre(tiny: bool) -> tuple[nn.Module, str]:
     if tiny:
-        return DRE(TINY), "diffbfr.panini.dre.DRE(TINY)"
-    return DRE(), "diffbfr.panini.dre.DRE"
+        return DRE(TINY), "diffbfr.nets.panini_dre.DRE(TINY)"
+    return DRE(), "diffbfr.nets.panini_dre.DRE"
 
 
 def size(module: nn.Module) -> tuple[int, float]:

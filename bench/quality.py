@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench import common as C
 from bench import metrics as M
-from bench.niqe import MODEL_PATH, NiqeModel
+from diffbfr.train.niqe import MODEL_PATH, NiqeModel
 from diffbfr import settings as S
 from diffbfr.faces.identity import face_embedding
 from diffbfr.photo import LRUCache, restore_faces

@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from diffbfr.train.diffbfr import train_step
-from diffbfr.diffusion.unet import MODEL_CONFIGS, SHUFFLE_OVERRIDES, build, param_count
+from diffbfr.train.diffusion_trainer import train_step
+from diffbfr.nets.unet import MODEL_CONFIGS, SHUFFLE_OVERRIDES, build, param_count
 
 
 def main(argv=None) -> None:

@@ -1,7 +1,10 @@
-"""diffbfr: blind face restoration with DiffBFR (IRM + TEM diffusion models).
+"""diffbfr: blind face restoration with two methods, DiffBFR (IRM 64 -> IRM 128 -> TEM, truncated
+diffusion) and Panini-Net (GAN prior + DAFI, one pass).
 
-The path of an image: imageio (load) -> detect -> align -> pipeline (IRM 64 -> IRM 128 -> TEM,
-built on diffusion + unet) -> paste.
+The path of an image (photo.py runs it for every method): imageio (load) -> faces (detect,
+align) -> [auto: start steps per face] -> methods (the method's stages, over nets/ and
+diffusion/) -> faces.paste (paste back) -> faces.identity. Training: train/. Module map:
+docs/ARCHITECTURE.md.
 """
 import os
 

@@ -7,7 +7,8 @@
 For every input NAME with a face, writes into the output folder:
     NAME_restored.png          the whole photo with its faces restored (lossless PNG)
     NAME_face<k>_stages.png    per face: the input face and every stage of the method
-    NAME.json                  settings, notices, timings and per-face identity distances
+    NAME.json                  the result record (PhotoResult.to_record: settings, per-face identity
+                               distances, Auto, timings, notices) + the input and the files written
 A photo without a face gets only NAME.json and is counted as "no face", not as restored.
 run.json lists what was restored, what had no face and what was skipped (unreadable files).
 The exit status is 1 when nothing could be restored.
@@ -23,7 +24,7 @@ from pathlib import Path
 from . import methods
 from . import settings as S
 from .auto import Auto
-from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, save_png, stage_strip
+from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, save_png
 from .photo import PhotoRestorer
 
 DEFAULT_METHOD = "diffbfr"
@@ -86,23 +87,15 @@ def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, 
     load_s = time.perf_counter() - t0
     res = restorer.restore(loaded.rgb, s, aligned, scale=scale, thorough=thorough, auto=auto)
     method = restorer.model.method
-    written, faces = [], []
-    if res.faces:
-        written.append(str(save_png(out_dir / f"{name}_restored.png", res.image)))
-    for f in res.faces:
-        strip = out_dir / f"{name}_face{f.index + 1}_stages.png"
-        written.append(str(save_png(strip, stage_strip([f.stages[n] for n in method.labels], 128))))
-        faces.append({"index": f.index + 1, "identity_distance": f.identity, "face_size_px": f.aligned.face_size,
-                      "timings_s": f.stages.timings, "nfe": f.stages.nfe, "stages_png": strip.name,
-                      "stages": list(method.labels.values()), "settings": S.to_dict(f.settings),
-                      "auto": None if f.auto is None else {"estimate": f.auto.estimate.as_dict(),
-                                                           "words": f.auto.words}})
+    written = [str(save_png(out_dir / f"{name}_restored.png", res.image))] if res.faces else []
     record = {"input": str(path), "size": [int(loaded.rgb.shape[1]), int(loaded.rgb.shape[0])],
-              "was_grey": loaded.was_grey, "aligned": aligned, "method": method.name,
-              "settings": S.to_dict(s), "notices": loaded.notices + res.notices, "faces": faces,
-              "faces_found": len(res.found), "scale": res.scale,
-              "timings_s": {"load": load_s, **res.timings, "file_total": time.perf_counter() - t0},
-              "outputs": [Path(w).name for w in written]}
+              "was_grey": loaded.was_grey, **res.to_record(loaded.notices)}   # the one result record
+    for f, entry in zip(res.faces, record["faces"]):
+        strip = out_dir / f"{name}_face{f.index + 1}_stages.png"
+        written.append(str(save_png(strip, f.stage_strip(method))))
+        entry["stages_png"] = strip.name
+    record["timings_s"] = {"load": load_s, **res.timings, "file_total": time.perf_counter() - t0}
+    record["outputs"] = [Path(w).name for w in written]
     (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2))
     return record
 

@@ -75,11 +75,6 @@ def to_batch(images: Sequence[np.ndarray], device="cpu") -> torch.Tensor:
     return torch.cat([to_tensor(im, device) for im in images])
 
 
-def to_image(x: torch.Tensor) -> np.ndarray:
-    """The first image of a batch -> uint8 HxWx3."""
-    return to_images(x[:1])[0]
-
-
 def to_images(x: torch.Tensor) -> list[np.ndarray]:
     """Float Nx3xHxW in [-1, 1] -> N uint8 HxWx3 images."""
     arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -30,6 +30,8 @@ from .faces.models import load_once
 from .faces.identity import face_embedding
 from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back
 from .frame import FRAME, frame_face, is_square
+from .imageio import stage_strip
+from .methods import get as method_named
 from .methods.base import INPUT, Method, Model
 
 Progress = Callable[[float, str], None]
@@ -40,13 +42,39 @@ def _silent(_fraction: float, _message: str) -> None:
     pass
 
 
-class LRUCache:
-    """Small thread-safe LRU map; counts hits and misses (handy in tests and the bench).
-    maxsize 0 keeps nothing."""
+# What each of a PhotoRestorer's caches may hold in image bytes, whatever its entry count: 512
+# stage entries of 128 px faces are ~25 MB, but a count alone bounds no bytes (larger stage
+# images, a crowd's 40 aligned faces in one detection entry).
+CACHE_BYTES = 64 * 2**20
 
-    def __init__(self, maxsize: int):
+
+def held_bytes(value, _depth: int = 0) -> int:
+    """Bytes of the numpy arrays a cached value holds: arrays, and those in tuples, lists, dicts
+    and objects' fields (FaceStages, AlignedFace, Face), a few levels deep."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if _depth > 4 or value is None or isinstance(value, (str, bytes, int, float, bool)):
+        return 0
+    if isinstance(value, dict):
+        value = value.values()
+    elif hasattr(value, "__dict__"):
+        value = vars(value).values()
+    elif not isinstance(value, (tuple, list)):
+        return 0
+    return sum(held_bytes(v, _depth + 1) for v in value)
+
+
+class LRUCache:
+    """Small thread-safe LRU map, bounded by entries (maxsize; 0 keeps nothing) and, when
+    max_bytes is given, by the image bytes its values hold (held_bytes; an entry larger than
+    that is not kept); counts hits and misses (handy in tests and the bench)."""
+
+    def __init__(self, maxsize: int, max_bytes: int | None = None):
         self.maxsize = max(0, int(maxsize))
+        self.max_bytes = None if max_bytes is None else max(0, int(max_bytes))
+        self.bytes = 0
         self._data: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -60,11 +88,15 @@ class LRUCache:
             return default
 
     def put(self, key, value) -> None:
+        size = held_bytes(value)
         with self._lock:
-            self._data[key] = value
+            self.bytes += size - self._sizes.get(key, 0)
+            self._data[key], self._sizes[key] = value, size
             self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            while self._data and (len(self._data) > self.maxsize
+                                  or (self.max_bytes is not None and self.bytes > self.max_bytes)):
+                old, _ = self._data.popitem(last=False)
+                self.bytes -= self._sizes.pop(old)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -72,6 +104,8 @@ class LRUCache:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._sizes.clear()
+            self.bytes = 0
 
 
 def image_key(rgb: np.ndarray) -> str:
@@ -217,6 +251,21 @@ class FaceResult:
     settings: object = None       # the settings this face was restored with
     auto: AutoFace | None = None  # with Auto: the estimated degradation, in numbers and words
 
+    def stage_strip(self, method: Method, size: int = FRAME) -> np.ndarray:
+        """The input face and every stage side by side (the CLI's and the app's
+        <photo>_face<k>_stages.png)."""
+        return stage_strip([self.stages[n] for n in method.labels], size)
+
+    def to_record(self, method: Method) -> dict:
+        """This face in PhotoResult.to_record()."""
+        return {"index": self.index + 1, "face_size_px": round(float(self.aligned.face_size), 1),
+                "identity_distance": self.identity,
+                "settings": None if self.settings is None else S.to_dict(self.settings),
+                "auto": None if self.auto is None else {"estimate": self.auto.estimate.as_dict(),
+                                                        "words": self.auto.words},
+                "stages": list(method.labels.values()), "nfe": self.stages.nfe,
+                "timings_s": self.stages.timings, "info": self.stages.info}
+
 
 @dataclass
 class PhotoResult:
@@ -231,21 +280,39 @@ class PhotoResult:
     aligned: bool = False
     scale: int = 1                # the output is this many times the input's size
 
+    def to_record(self, load_notices: Sequence[str] = ()) -> dict:
+        """The one JSON record of a restore, for the CLI (NAME.json), the app's API and scripts:
+        the method, its settings, aligned, the output scale, how many faces were found and, per
+        restored face: its index (from 1, left to right), size in the photo (px), identity
+        distance, the settings it ran with, Auto's estimate and words (None without Auto), the
+        stage names, network evaluations, seconds per stage and what stages reported; then the
+        notices (`load_notices`, the loader's, first) and the timings. Callers add what only they
+        know (the CLI: the input file and what it wrote; the API: whether Auto was asked for)."""
+        method = method_named(self.method)
+        return {"method": self.method, "settings": S.to_dict(self.settings), "aligned": self.aligned,
+                "scale": self.scale, "faces_found": len(self.found),
+                "faces": [f.to_record(method) for f in self.faces],
+                "notices": [*load_notices, *self.notices], "timings_s": dict(self.timings)}
+
 
 class PhotoRestorer:
     """The photo path for one model, with caches (content-keyed, so sharing them between
-    users is safe). `detections` may be shared between the restorers of several methods."""
+    users is safe), each bounded by cache_size entries and cache_bytes image bytes.
+    `detections` may be shared between the restorers of several methods (one without a byte
+    bound gets cache_bytes)."""
 
     def __init__(self, model: Model, cache_size: int = 512, max_faces: int = MAX_FACES,
                  identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None,
-                 auto: Auto | None = None):
+                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES):
         self.model = model
         self.auto = auto              # None: the method has no calibrated automatic settings
-        self.estimates = LRUCache(cache_size)
+        self.estimates = LRUCache(cache_size, cache_bytes)
         self.runner = runner
-        self.stages = LRUCache(cache_size)
-        self.identities = LRUCache(cache_size)
-        self.detections = detections if detections is not None else LRUCache(32)
+        self.stages = LRUCache(cache_size, cache_bytes)
+        self.identities = LRUCache(cache_size, cache_bytes)
+        self.detections = detections if detections is not None else LRUCache(32, cache_bytes)
+        if self.detections.max_bytes is None:
+            self.detections.max_bytes = cache_bytes
         self.max_faces = max_faces
         self.use_identity = identity
 

@@ -1,5 +1,6 @@
-"""The app's callbacks (app.py), what it shows (app_views.py) and its files (app_files.py),
-with random tiny networks. Aligned-face mode gives deterministic face counts."""
+"""The app's callbacks (ui/handlers.py), what it shows (ui/views.py), its files (ui/files.py)
+and its page (ui/page.py, started by app.py), with random tiny networks. Aligned-face mode
+gives deterministic face counts."""
 from __future__ import annotations
 
 import os
@@ -12,12 +13,15 @@ import pytest
 from PIL import Image
 
 import app as app_module
-from app_files import AppFiles
-from app_handlers import AppState, Handlers, knob_layout
-from app_views import identity_meaning, settings_from_ui, weights_notice
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
+from ui import files as ui_files, page as ui_page, state as ui_state
+from ui.files import AppFiles
+from ui.handlers import Controls, Handlers, knob_layout
+from ui.outputs import LOAD, PHOTO, outputs
+from ui.state import AppState
+from ui.views import identity_meaning, settings_from_ui, weights_notice
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
@@ -32,7 +36,7 @@ def model():
 @pytest.fixture
 def handlers(model, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    return Handlers(AppState({"diffbfr": model}, identity=True), app_module.example_files())
+    return Handlers(AppState({"diffbfr": model}, identity=True), ui_state.example_files())
 
 
 def values(**changes) -> list:
@@ -120,7 +124,7 @@ def test_warmed_example_is_shown_from_the_cache(handlers):
     """The background warm-up restores each example at the page's defaults; picking it (the
     Examples click runs on_restore with the page's inputs) then runs no network."""
     path = str(FACE)
-    assert app_module.example_rows() and (path, True) in app_module.example_rows()
+    assert ui_state.example_rows() and (path, True) in ui_state.example_rows()
     restorer = handlers.app.restorers["diffbfr"]
     assert handlers.warm_examples([(path, True)]) == 1
     misses = restorer.stages.misses
@@ -129,7 +133,7 @@ def test_warmed_example_is_shown_from_the_cache(handlers):
                                        *defaults, progress=_noprogress)
     assert up.restored and pair is not None and "reused from cache: IRM 64, IRM 128, TEM" in status and restorer.stages.misses == misses
     # the Photo box's change event may arrive after the example's result: it keeps the result
-    assert handlers.on_image(path, up) == handlers._skip()
+    assert handlers.on_image(path, up) == outputs(LOAD)   # every output left as it is
 
 
 def test_warm_up_waits_for_api_and_uncertainty_requests(handlers, tmp_path, monkeypatch):
@@ -177,7 +181,9 @@ def test_unavailable_method_says_why(model, monkeypatch):
     monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
     h = Handlers(AppState({"diffbfr": model}, {"dummy": "no weights in weights/dummy"}), [])
     up = _quiet(h.on_image, str(FACE))[0][0]
-    (_, status, *_), warned = _quiet(h._run, up, True, "dummy", "1", values(), _noprogress)
+    controls = Controls.read([None, True, "dummy", "1", False, False, *values()])
+    out, warned = _quiet(h._run, up, controls, _noprogress)
+    status = dict(zip(PHOTO, out))["status"]
     assert "not available" in status and "no weights" in status and warned
 
 
@@ -199,6 +205,10 @@ def test_weights_notice_follows_the_manifest():
     assert "random tiny networks" in weights_notice(methods.tiny("diffbfr"))
 
 
+def folder_bytes(files: AppFiles) -> int:
+    return sum(f.stat().st_size for f in files.outdir.rglob("*") if f.is_file())
+
+
 def test_results_folder_is_bounded_by_size(tmp_path):
     files = AppFiles([], max_bytes=200_000)
     img = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)  # ~120 kB as PNG
@@ -206,7 +216,7 @@ def test_results_folder_is_bounded_by_size(tmp_path):
     for k, p in enumerate(paths):  # age them so the oldest may go
         os.utime(p, (1000 + k, 1000 + k))
     files.write("new.png", img)
-    assert files.folder_bytes() <= 200_000 + 130_000   # the newest file always stays
+    assert folder_bytes(files) <= 200_000 + 130_000   # the newest file always stays
     assert not Path(paths[0]).exists() and Path(paths[-1]).parent.exists()
 
 
@@ -223,7 +233,7 @@ def test_results_folder_is_walked_only_past_its_bound(tmp_path, monkeypatch):
     os.utime(first, (1000, 1000))
     files.write("b.png", img)   # over the bound: one walk, the old file and its folder go
     assert walks == ["*.png"] and not Path(first).exists()
-    assert files.bytes_estimate == files.folder_bytes() <= 200_000
+    assert files.bytes_estimate == folder_bytes(files) <= 200_000
 
 
 def test_build_demo_has_the_pieces(model, tmp_path, monkeypatch):
@@ -274,7 +284,7 @@ def test_output_scale_and_before_image_match(handlers):
 def test_simple_control_moves_the_expert_sliders_coherently(handlers):
     updates = handlers.on_simple("diffbfr", 100)
     set_ = {k.name: u["value"] for (m, k), u in zip(handlers.layout, updates) if isinstance(u, dict) and "value" in u}
-    assert set_ == {"irm_start": 800.0, "irm2_start": 800.0, "tem_t": 20.0}
+    assert set_ == {"irm_start": 800.0, "irm2_start": 400.0, "tem_t": 80.0}
     default = DIFFBFR.simple.apply(DIFFBFR.simple.default)
     assert default == {k: getattr(DiffBFRSettings(), k) for k in default}   # the default position = defaults
 
@@ -326,7 +336,6 @@ def test_app_runs_panini_on_tiny_networks_and_shows_its_decision(model, tmp_path
 
 def test_api_uploads_are_deleted_after_a_grace_period(handlers):
     """Identical API uploads share one file while queued: the first request must not delete it."""
-    import app_files
     shared = _upload("same.png")
     shared.write_bytes(np.asarray(Image.open(FACE)).tobytes()[:10] + b"x")   # any upload bytes
     handlers.files.discard_upload(str(shared), grace=True)
@@ -334,7 +343,7 @@ def test_api_uploads_are_deleted_after_a_grace_period(handlers):
     os.utime(shared, (0, 0))                                  # older than the grace period
     handlers.files.prune()
     assert not shared.exists() and not handlers.files.pending
-    assert app_files.API_UPLOAD_GRACE_S >= 60
+    assert ui_files.API_UPLOAD_GRACE_S >= 60
 
 
 def test_bad_upload_message_stays_when_the_photo_box_is_cleared(handlers):
@@ -367,7 +376,7 @@ def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, 
     real = app_module.create_app(ROOT / "weights", device="cpu")
     assert "panini" in real.unavailable and "panini" not in real.restorers
     h = Handlers(AppState({"diffbfr": model}, real.unavailable), [])
-    texts = [*real.unavailable.values(), *(label for label, _ in app_module.method_choices(real)),
+    texts = [*real.unavailable.values(), *(label for label, _ in ui_page.method_choices(real)),
              *(weights_notice(m) for m in real.models.values())]
     up = _quiet(h.on_image, str(FACE))[0][0]
     (up, status, pair, *_), warned = call(h.on_restore, up)
@@ -425,4 +434,4 @@ def test_intro_is_short_and_the_rest_is_folded(model, tmp_path, monkeypatch):
     demo = app_module.build_demo(AppState({"diffbfr": model}))
     about = [b for b in demo.blocks.values() if type(b).__name__ == "Accordion" and "About" in b.label]
     assert len(about) == 1 and about[0].open is False
-    assert len(app_module.INTRO.strip().splitlines()) <= 2
+    assert len(ui_page.INTRO.strip().splitlines()) <= 2

@@ -1,4 +1,4 @@
-"""Automatic truncation (diffbfr/auto.py, bench/auto.py): the estimator's outputs and words,
+"""Automatic truncation (diffbfr/auto.py, diffbfr/nets/estimator.py, diffbfr/train/auto_calibration.py, bench/auto_vs_fixed.py): the estimator's outputs and words,
 severity -> settings (deterministic, clamped, rounded), the calibration file, the monotone fit,
 and the bench commands in --quick mode."""
 from __future__ import annotations
@@ -13,14 +13,16 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from bench import auto as B
+from bench import auto_vs_fixed as B
+from diffbfr.train import auto_calibration as K
 from diffbfr import settings as S
 from diffbfr.auto import (CALIBRATION_FILE, ESTIMATOR_FILE, FACTORS, Auto, AutoFace, Calibration, Estimate,
                           Estimator, EstimatorConfig, EstimatorNet, auto_settings, describe, file_sha256,
                           save_estimator)
 from diffbfr.faces.align import find_faces
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.panini.dre import DRE, TINY, save_dre
+from diffbfr.nets.panini_dre import DRE, TINY, save_dre
+from diffbfr.train.__main__ import main as train_cli
 from diffbfr.train.degrade import fixed_degrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +120,7 @@ def test_calibration_round_trip_and_monotone_interpolation(tmp_path):
 @pytest.mark.skipif(not SHIPPED_CAL.is_file(), reason="no shipped calibration")
 def test_shipped_calibration_is_valid():
     cal = Calibration.load(SHIPPED_CAL)
-    assert cal.method == "diffbfr" and set(cal.fields) == set(B.FIELDS)
+    assert cal.method == "diffbfr" and set(cal.fields) == set(K.FIELDS)
     assert auto_settings(DiffBFRSettings(), 0.0, cal).irm_start <= auto_settings(DiffBFRSettings(), 1.0, cal).irm_start
 
 
@@ -127,7 +129,7 @@ def test_monotone_path_is_the_best_monotone_choice():
     rng = np.random.default_rng(0)
     for _ in range(20):
         scores = rng.normal(size=(3, len(grid)))
-        path = B.monotone_path(scores, grid)
+        path = K.monotone_path(scores, grid)
         ok = [p for p in itertools.product(range(len(grid)), repeat=3)
               if all(all(x <= y for x, y in zip(grid[p[i]], grid[p[i + 1]])) for i in range(2))]
         best = max(sum(scores[b, g] for b, g in enumerate(p)) for p in ok)
@@ -135,16 +137,16 @@ def test_monotone_path_is_the_best_monotone_choice():
     scores = np.full((3, len(grid)), -1.0)
     for b, g in enumerate((0, 3, 5)):     # per-bucket best already monotone: taken as is
         scores[b, g] = 1.0
-    assert B.monotone_path(scores, grid) == [0, 3, 5]
+    assert K.monotone_path(scores, grid) == [0, 3, 5]
 
 
 def test_bench_commands_quick(tmp_path, capsys):
     out = tmp_path / CALIBRATION_FILE
     fast = ["--irm64-steps", "2", "--irm128-steps", "1", "--tem-steps", "1"]
-    assert B.main(["calibrate", "--quick", "--faces", "3", "--out", str(out), *fast]) == 0
+    assert train_cli(["auto-calibration", "--quick", "--faces", "3", "--out", str(out), *fast]) == 0
     cal = Calibration.load(out)
-    assert set(cal.fields) == set(B.FIELDS) and len(cal.meta["faces"]) == 3
-    assert B.main(["prove", "--quick", "--faces", "2", "--acc-faces", "3", "--calibration", str(out), *fast]) == 0
+    assert set(cal.fields) == set(K.FIELDS) and len(cal.meta["faces"]) == 3
+    assert B.main(["--quick", "--faces", "2", "--acc-faces", "3", "--calibration", str(out), *fast]) == 0
     text = capsys.readouterr().out
     assert "auto beats every fixed irm_start" in text and "Spearman" in text
 

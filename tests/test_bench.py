@@ -11,7 +11,7 @@ import pytest
 
 from bench import common as C
 from bench import metrics as M
-from bench import niqe as N
+from diffbfr.train import niqe as N
 
 
 def rand_img(seed=0, lo=0, hi=256, size=64):
@@ -112,7 +112,7 @@ def test_niqe_finite_and_higher_for_blurred_noisy_image(tmp_path):
 
 
 def test_committed_niqe_model_loads_and_ranks_blur():
-    model = N.NiqeModel.load()  # bench/niqe_utk.json
+    model = N.NiqeModel.load()  # diffbfr/train/niqe_utk.json
     assert model.patch == 32 and model.meta["n_images"] >= 100
     assert np.allclose(model.cov, model.cov.T)
     face = cv2.resize(_natural_crops()[0], (128, 128))
@@ -198,7 +198,7 @@ def test_speed_tiny_end_to_end(tmp_path, capsys):
 
 
 def test_cached_identity_matches_faces_layer(hq_dir):
-    from bench.niqe import NiqeModel
+    from diffbfr.train.niqe import NiqeModel
     from bench.quality import Scorer
     from diffbfr.faces.identity import identity_distance
 

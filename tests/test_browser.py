@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from bench.app_process import AppNotStarted, AppProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("DIFFBFR_CHROMIUM", "/usr/bin/chromium")
@@ -30,12 +27,6 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,35 +42,16 @@ def shipped_server(tmp_path_factory):
 
 
 def _serve(tmp_path_factory, real: bool, extra=()):
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DIFFBFR_TINY": "0" if real else "1",
-           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp"))}
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "app.py", *([] if real else ["--tiny"]), *extra, "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    env = {"DIFFBFR_TINY": "0" if real else "1", "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp"))}
+    try:   # the shipped weights load slowly on a busy CPU
+        app = AppProcess([*([] if real else ["--tiny"]), *extra], env=env, log=log, timeout=90)
+    except AppNotStarted as exc:
+        pytest.fail(str(exc))
     try:
-        deadline = time.monotonic() + 90   # the shipped weights load slowly on a busy CPU
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within 90 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield url
+        yield app.url
     finally:  # the server must never outlive the test session
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        app.stop(10)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +167,7 @@ def test_simple_control_moves_expert_sliders_and_reruns(server, page):
     _status_has(page, "restored 1 face", timeout=45_000)
     _set_slider(page, "diffbfr-simple", 80)
     page.wait_for_function("document.querySelector('#diffbfr-irm_start input[type=number]').value == '640'")
-    assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "16"
+    assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "64"
     _status_has(page, "ran: IRM 64")   # the new settings were restored, not just displayed
 
 

@@ -100,3 +100,20 @@ def test_cli_auto_records_each_face_estimate(tmp_path):
     face = json.loads((out / "astronaut_face_aligned.json").read_text())["faces"][0]
     assert set(face["auto"]["estimate"]) >= {"severity"} and "severity" in face["auto"]["words"]
     assert face["settings"]["irm64_steps"] == 1   # steps kept from the flags, start steps from Auto
+
+
+def test_cli_json_is_the_result_record(tmp_path):
+    """NAME.json is PhotoResult.to_record() (the record the app's API returns too) plus what only
+    the CLI knows: the input, its size, the files written and the load time."""
+    from diffbfr import methods
+    from diffbfr.photo import restore_photo
+    out = tmp_path / "out"
+    assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", *FAST]) == 0
+    rec = json.loads((out / "astronaut_face_aligned.json").read_text())
+    face = np.asarray(Image.open(FACE).convert("RGB"))
+    ref = restore_photo(methods.tiny("diffbfr"), face, aligned=True, identity=False).to_record()
+    assert set(rec) == set(ref) | {"input", "size", "was_grey", "outputs"}
+    assert set(rec["faces"][0]) == set(ref["faces"][0]) | {"stages_png"}
+    assert rec["faces"][0]["stages"] == list(methods.get("diffbfr").labels.values())
+    assert rec["faces"][0]["face_size_px"] == ref["faces"][0]["face_size_px"]
+    assert rec["timings_s"]["load"] >= 0 and "file_total" in rec["timings_s"] and "detect" in rec["timings_s"]

@@ -1,5 +1,5 @@
 """Panini-Net's degradation representation encoder: network, MoCo pieces, the positive-pair
-sampler, save/load, the trainer (tiny, synthetic pack, resume) and bench.dre --quick."""
+sampler, save/load, the trainer (tiny, synthetic pack, resume) and bench.dre_retrieval --quick."""
 import dataclasses
 import json
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench import dre as bench_dre
-from diffbfr.panini.dre import DRE, TINY, DREConfig, KeyQueue, MoCo, info_nce, load_dre, save_dre
-from diffbfr.train import dre as train
+from bench import dre_retrieval as bench_dre
+from diffbfr.nets.panini_dre import DRE, TINY, DREConfig, KeyQueue, MoCo, info_nce, load_dre, save_dre
+from diffbfr.train import dre_trainer as train
 from diffbfr.train.data import PACK_FORMAT, write_pack_file
 
 

@@ -1,13 +1,13 @@
 """Face layer on real photos (../shared/data/real) and the identity helper.
 
-Writes a contact sheet of every aligned face to <tmp>/faces_contact.png for a human
-look (photo with boxes and points, then each aligned 128 px face with the template
-points drawn on it). It is never written into the repo.
+Writes a contact sheet of every aligned face to faces_contact.png in pytest's temporary
+folder (its path is printed) for a human look (photo with boxes and points, then each
+aligned 128 px face with the template points drawn on it). It is never written into the
+repo, nor straight into the system's temp folder.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -19,8 +19,6 @@ from diffbfr.faces.detect import DlibDetector, detect_faces
 from diffbfr.faces.models import load_once
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD, face_embedding, identity_distance
 from diffbfr.faces.paste import paste_back
-
-CONTACT_SHEET = Path(tempfile.gettempdir()) / "faces_contact.png"
 
 
 def data_dir() -> Path:
@@ -62,7 +60,7 @@ def sheet_row(photo: np.ndarray, faces, name: str) -> np.ndarray:
     return row
 
 
-def test_every_whole_photo_has_a_face_and_pastes_back():
+def test_every_whole_photo_has_a_face_and_pastes_back(tmp_path_factory):
     """Every face a person sees (counted by eye: bench.detection.SEEN) is found, and
     nothing else (no false positive, no face lost to the new passes)."""
     from bench.detection import SEEN
@@ -84,8 +82,9 @@ def test_every_whole_photo_has_a_face_and_pastes_back():
         rows.append(sheet_row(photo, faces, path.name))
     width = max(r.shape[1] for r in rows)
     sheet = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows])
-    cv2.imwrite(str(CONTACT_SHEET), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    print("faces per photo:", counts, "total", sum(counts.values()), "sheet:", CONTACT_SHEET)
+    contact_sheet = tmp_path_factory.mktemp("faces") / "faces_contact.png"
+    cv2.imwrite(str(contact_sheet), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    print("faces per photo:", counts, "total", sum(counts.values()), "sheet:", contact_sheet)
 
 
 def soft_grey_jpeg(photo: np.ndarray, sigma: float) -> np.ndarray:

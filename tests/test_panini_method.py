@@ -17,8 +17,8 @@ from diffbfr import settings as S
 from diffbfr.cli import main as cli_main
 from diffbfr.methods import panini as P
 from diffbfr.methods.panini import PANINI, PaniniSettings
-from diffbfr.panini.dafi import PaniniNet
-from diffbfr.panini.prior import Generator, TINY_GENERATOR
+from diffbfr.nets.panini_dafi import PaniniNet
+from diffbfr.nets.panini_prior import Generator, TINY_GENERATOR
 from diffbfr.photo import PhotoRestorer, restore_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -96,12 +96,12 @@ def test_photo_path_and_cli(model, tmp_path):
 
 # ---------------------------------------------------------------- parts
 def test_assembled_net_is_made_of_the_models_parts(model):
-    net = P.panini_net(model)
-    assert isinstance(net, PaniniNet) and P.panini_net(model) is net          # built once per Model
+    net = model.assembled()
+    assert isinstance(net, PaniniNet) and model.assembled() is net          # built once per Model
     assert net.generator is model.nets["generator"] and net.dafi is model.nets["dafi"].blocks
     assert net.encoder is model.nets["encoder"] and net.dre is model.nets["dre"]
     other = methods.tiny("panini", seed=1)
-    assert P.panini_net(other) is not net and P.panini_net(other).generator is other.nets["generator"]
+    assert other.assembled() is not net and other.assembled().generator is other.nets["generator"]
     parts = dict(model.nets)
     parts["generator"] = Generator(dataclasses.replace(TINY_GENERATOR, z_dim=16))
     with pytest.raises(ValueError, match="generator part does not fit"):

@@ -1,7 +1,7 @@
-"""Panini-Net networks (diffbfr.panini.prior / encoder / dafi) with tiny configs on CPU.
+"""Panini-Net networks (diffbfr.nets.panini_prior / encoder / dafi) with tiny configs on CPU.
 
 The DRE is a stand-in of the documented interface (N x 3 x H x W -> N x 256, out_dim = 256),
-so these tests do not depend on diffbfr.panini.dre."""
+so these tests do not depend on diffbfr.nets.panini_dre."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,9 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from diffbfr.panini.dafi import TINY_PANINI, DAFIBlock, PaniniConfig, PaniniNet
-from diffbfr.panini.encoder import TINY_ENCODER, Encoder, EncoderConfig
-from diffbfr.panini.prior import (TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
+from diffbfr.methods.panini import prior_shares
+from diffbfr.nets.panini_dafi import TINY_PANINI, DAFIBlock, PaniniConfig, PaniniNet
+from diffbfr.nets.panini_encoder import TINY_ENCODER, Encoder, EncoderConfig
+from diffbfr.nets.panini_prior import (TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
                                   Generator, GeneratorConfig, d_logistic_loss, feature_matching_loss,
                                   g_nonsaturating_loss, modulated_conv2d, r1_penalty)
 
@@ -120,11 +121,12 @@ def test_panini_forward_shapes_and_masks():
     for r, m in out["masks"].items():
         assert m.shape == (2, TINY_GENERATOR.channels_at(r))
         assert ((m > 0) & (m < 1)).all()
-    means = PaniniNet.mask_means(out["masks"])
-    assert list(means) == [4, 8, 16, 32, 64] and all(0 < v < 1 for v in means.values())
+    means = prior_shares(out["masks"])      # per face {level: mean share}, what the method reports
+    assert [list(m) for m in means] == [["4", "8", "16", "32", "64"]] * 2
+    assert all(0 < v < 1 for m in means for v in m.values())
     # the shift moves every level towards the prior
-    up = PaniniNet.mask_means(net(lq(2), prior_shift=3.0)["masks"])
-    assert all(up[r] > means[r] for r in means)
+    up = prior_shares(net(lq(2), prior_shift=3.0)["masks"])
+    assert all(u[r] > m[r] for u, m in zip(up, means) for r in m)
 
 
 # ---------------------------------------------------------------- DAFI

@@ -1,4 +1,4 @@
-"""Panini-Net trainers (diffbfr/train/panini.py) with tiny networks on a synthetic pack: the
+"""Panini-Net trainers (diffbfr/train/panini_trainer.py) with tiny networks on a synthetic pack: the
 steps learn, runs resume where they stopped, the restoration export is a weights folder that
 methods.load reads back bit-exactly, and warm starts load exactly what was exported."""
 from __future__ import annotations
@@ -14,10 +14,10 @@ from safetensors.torch import load_file
 
 from diffbfr import methods
 from diffbfr.methods.panini import PARTS
-from diffbfr.panini.dafi import TINY_PANINI, PaniniNet
-from diffbfr.panini.dre import DRE, TINY as TINY_DRE
-from diffbfr.panini.prior import TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, Generator, d_logistic_loss
-from diffbfr.train import panini as train
+from diffbfr.nets.panini_dafi import TINY_PANINI, PaniniNet
+from diffbfr.nets.panini_dre import DRE, TINY as TINY_DRE
+from diffbfr.nets.panini_prior import TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, Generator, d_logistic_loss
+from diffbfr.train import panini_trainer as train
 from diffbfr.train import panini_steps as steps
 from diffbfr.train.__main__ import TRAINERS, main as train_cli
 

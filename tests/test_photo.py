@@ -148,13 +148,34 @@ def test_no_face_photo_gives_its_reason(model):
     assert out.notices and "No face" in out.notices[0]
 
 
-def test_identity_is_computed_per_face_and_cached(model):
+def test_identity_is_computed_per_face_and_cached(model, monkeypatch):
+    """The distance is |embedding(input face) - embedding(result)|, each embedding computed once:
+    a stand-in embedding (the mean colour) makes the expected number known."""
+    import diffbfr.photo as photo
+    calls = []
+
+    def embedding(face, aligned):
+        calls.append(face)
+        return face.reshape(-1, 3).mean(0) / 255.0
+    monkeypatch.setattr(photo, "face_embedding", embedding)
     r = PhotoRestorer(model)
     a = r.restore(FACE, FAST, aligned=True).faces[0]
+    assert len(calls) == 2   # the input face's embedding and the result's
+    expected = float(np.linalg.norm(embedding(a.stages["lq"], True) - embedding(a.stages.result, True)))
+    assert a.identity == pytest.approx(expected) and a.identity > 0
+    calls.clear()
     hits = r.identities.hits
     b = r.restore(FACE, FAST, aligned=True).faces[0]
-    assert a.identity == b.identity and r.identities.hits > hits
-    assert a.identity is None or 0 <= a.identity < 2
+    assert b.identity == a.identity and r.identities.hits > hits and calls == []   # cached, not recomputed
+    c = r.restore(FACE, replace(FAST, tem_t=40.0), aligned=True).faces[0]   # a new result: only its embedding
+    assert len(calls) == 1 and c.identity is not None
+
+
+def test_identity_of_a_real_face_is_a_distance(model):
+    """The real dlib embedding: the example face is found in its own input crop."""
+    from diffbfr.faces.identity import face_embedding
+    e = face_embedding(FACE, aligned=True)
+    assert e is not None and e.shape == (128,) and np.linalg.norm(e - face_embedding(FACE, aligned=True)) < 1e-6
 
 
 def test_readme_python_example_runs_as_written(monkeypatch):

@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from diffbfr.train import diffbfr as train
+from diffbfr.train import diffusion_trainer as train
 from diffbfr.train import loop, pairs, run_state
 from diffbfr.train.__main__ import main as train_cli
 from diffbfr.train.data import PackDataset
-from diffbfr.diffusion.unet import TINY_OVERRIDES, build, load_unet
+from diffbfr.nets.unet import TINY_OVERRIDES, build, load_unet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -219,4 +219,8 @@ def test_holdout_is_a_fixed_disjoint_slice():
 
 
 def test_cli_lists_the_trainers(capsys):
-    assert train_cli([]) == 2 and "irm64,irm128,tem128" in capsys.readouterr().err
+    assert train_cli([]) == 2
+    err = capsys.readouterr().err
+    names = ("irm64", "irm128", "tem128", "panini-prior", "panini-restore", "dre", "estimator", "auto-calibration")
+    assert all(f"\n  {name} " in err for name in names)
+    assert train_cli(["--help"]) == 0 and "auto_calibration.json" in capsys.readouterr().out  # argparse's convention

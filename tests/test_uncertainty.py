@@ -1,6 +1,6 @@
 """Uncertainty maps (diffbfr/uncertainty.py) with random tiny DiffBFR networks: zero for
 identical samples, positive with eta > 0, K copies in one network call per step, the images,
-and bench.uncertainty in --quick mode."""
+and bench.uncertainty_vs_error in --quick mode."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import uncertainty as BU
+from bench import uncertainty_vs_error as BU
 from diffbfr import methods
 from diffbfr.methods import DiffBFRSettings
 from diffbfr.photo import restore_faces

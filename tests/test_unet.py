@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffbfr import checkpoint
-from diffbfr.diffusion import unet
+from diffbfr.nets import unet
 
 
 def tiny(name):
@@ -42,7 +42,7 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path, monkeypatch, dtype):
     net = tiny("irm128")
     for p in net.parameters():  # zero-initialised layers would hide a broken load
         torch.nn.init.normal_(p)
-    path = unet.save_unet(net, tmp_path / "irm128.safetensors", dtype=dtype)
+    path = checkpoint.save_module(net, tmp_path / "irm128.safetensors", net.config.to_dict(), dtype=dtype)  # as export
     assert checkpoint.config_path(path).exists()
 
     def no_pickle(*a, **k):

@@ -1,2 +1,3 @@
-"""Diffusion: the process (schedule.py), the samplers (samplers.py) and the network (unet.py),
-kept apart as in guided-diffusion: samplers work with any v-prediction function."""
+"""Diffusion, the process only: the schedule (schedule.py) and the samplers (samplers.py), kept
+apart from the networks (diffbfr/nets/) as in guided-diffusion: samplers work with any
+v-prediction function."""

@@ -22,6 +22,10 @@ machine, `python -m bench.faces_speed`; HOG ~0.1 s and the CNN ~7 s per MP of wo
      HOG's, but HOG on a copy with 2x the pixels reaches as small for ~1/35 of the CPU,
      so B upsamples HOG instead.
 Boxes of one face found by several passes are merged by overlap (IoU): one face, one Face.
+Every pass is bounded by the pixels it processes, whatever the photo's shape (scan.py): a pass
+whose working copy is thinner than any face it could find (scan.MIN_WORK_SIDE) is not run,
+and C turns a long copy (a 10000x40 strip) a piece at a time instead of on one canvas grown to
+hold it turned (81 MP for that strip's 1 MP copy: 16 s and 1 GB); bench.odd_shapes measures it.
 
 Grey photos: HOG scores each pixel by its strongest colour channel's gradient, so a grey copy
 loses the chroma edges (skin, hair, background) and scores ~0.1-0.3 lower; a soft face near

@@ -26,14 +26,31 @@ import numpy as np
 from ..frame import resize_matrix, transform_points
 from .models import cnn_detector, hog_detector
 
-__all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "CNN_TO_HOG", "working_copy",
-           "upright_chip", "hog_pass", "cnn_pass", "cnn_confirms", "iou", "merge_detections"]
+__all__ = ["Detection", "HOG_MIN_FACE", "CNN_MIN_FACE", "MIN_WORK_SIDE", "CNN_TO_HOG", "working_copy",
+           "work_size", "turn_pieces", "upright_chip", "hog_pass", "cnn_pass", "cnn_confirms", "iou",
+           "merge_detections"]
 
 # Smallest face (box width, px of the working copy) each detector finds: HOG's window is
 # 80 px (on blurred, noisy, JPEG'd composites it finds ~70 % of faces of 80-96 px and few
 # under 64); the MMOD network finds ~30 % at 48-64 px and nearly all above 64, so ~55.
 HOG_MIN_FACE = 80.0
 CNN_MIN_FACE = 55.0
+
+# Shortest side (working-copy px) in which either detector can find anything: a face cut to a
+# band of 50-56 px (eyes to mouth) is still found, at a low score, by HOG or the CNN; at 45 px
+# never (measured on examples/two_people.jpg's faces at 80-140 px). A pass whose working copy
+# is thinner (a thin strip, mostly) is not run: it would scan the whole strip for nothing.
+MIN_WORK_SIDE = 48
+
+# A tilted pass turns its working copy on a canvas grown to hold every corner: 1.64x the
+# copy's pixels for a square at 20 degrees, 2.4x at 4:1, but for a strip nearly all of it is
+# filler (a 10000x40 photo's 1 MP copy turned by 20 degrees: an 81 MP canvas, 16 s of HOG and
+# 1 GB). So a long copy is cut along its long side into pieces of TURN_PIECE x its short side,
+# overlapping by TURN_OVERLAP x it (a face spans at most ~1.3x the short side, cut by the
+# border), each turned on its own, whenever that turns fewer pixels than the whole: from
+# ~8:1 on, where the pieces keep every tilted pass under ~4x its copy's pixels.
+TURN_PIECE = 4.0
+TURN_OVERLAP = 1.5
 
 # MMOD box -> HOG-like box, relative to the MMOD box side: HOG centre = CNN centre +
 # (dx, dy) * side, HOG side = scale * side. MMOD boxes sit ~6 % of their side higher (they
@@ -61,11 +78,16 @@ class Detection:
         return (x - h, y - h, x + h, y + h)
 
 
+def work_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(width, height) of the working copy of a height x width photo at `scale`."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def working_copy(image: np.ndarray, scale: float, angle: float = 0.0):
     """(work, to_work): the photo resized by `scale` and rotated by `angle` degrees about its
     centre (canvas grown so no corner is lost), and the 2x3 photo -> work matrix."""
     h, w = image.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = work_size(h, w, scale)
     sx, sy = size[0] / w, size[1] / h  # exact per-axis factors after rounding
     to_work = resize_matrix(sx, sy)[:2]
     if size == (w, h):
@@ -75,14 +97,44 @@ def working_copy(image: np.ndarray, scale: float, angle: float = 0.0):
         work = cv2.resize(image, size, interpolation=interp)
     if angle == 0.0:
         return np.ascontiguousarray(work), to_work
-    ww, wh = size
+    turned, rot = _turned(work, angle)
+    return turned, rot @ np.vstack([to_work, [0.0, 0.0, 1.0]])
+
+
+def _turned(work: np.ndarray, angle: float):
+    """(turned, rot): `work` rotated by `angle` degrees about its centre on a canvas grown so
+    that no corner is lost (edges replicated), and the 2x3 work -> turned matrix."""
+    wh, ww = work.shape[:2]
     rot = cv2.getRotationMatrix2D(((ww - 1) / 2.0, (wh - 1) / 2.0), angle, 1.0)
     cos, sin = abs(rot[0, 0]), abs(rot[0, 1])
     nw, nh = int(np.ceil(ww * cos + wh * sin)), int(np.ceil(ww * sin + wh * cos))
     rot[:, 2] += ((nw - ww) / 2.0, (nh - wh) / 2.0)
     turned = cv2.warpAffine(work, rot, (nw, nh), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
-    return turned, rot @ np.vstack([to_work, [0.0, 0.0, 1.0]])
+    return turned, rot
+
+
+def _turned_pixels(width: int, height: int, angle: float) -> int:
+    """Pixels of the canvas _turned() makes for a width x height copy."""
+    cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    return int(np.ceil(width * cos + height * sin)) * int(np.ceil(width * sin + height * cos))
+
+
+def turn_pieces(width: int, height: int, angle: float) -> list[tuple[int, int, int, int]]:
+    """The parts (x0, y0, x1, y1) of a width x height working copy that a pass turned by
+    `angle` turns one at a time: the whole copy, or, when that turns fewer pixels, overlapping
+    pieces along its long side (TURN_PIECE, TURN_OVERLAP)."""
+    whole = [(0, 0, width, height)]
+    short, long = min(width, height), max(width, height)
+    piece = int(TURN_PIECE * short)
+    if angle == 0.0 or long <= piece:
+        return whole
+    stride = piece - int(np.ceil(TURN_OVERLAP * short))
+    starts = np.linspace(0, long - piece, int(np.ceil((long - piece) / stride)) + 1).round().astype(int)
+    pieces = [(int(a), 0, int(a) + piece, height) if width >= height else (0, int(a), width, int(a) + piece)
+              for a in starts]
+    turned = sum(_turned_pixels(x1 - x0, y1 - y0, angle) for x0, y0, x1, y1 in pieces)
+    return pieces if turned < _turned_pixels(width, height, angle) else whole
 
 
 def upright_chip(image: np.ndarray, centre, angle: float, scale: float, side: int,
@@ -121,7 +173,26 @@ _cnn_lock = threading.Lock()
 
 def hog_pass(image: np.ndarray, scale: float, threshold: float = 0.0,
              angle: float = 0.0) -> list[Detection]:
-    work, to_work = working_copy(image, scale, angle)
+    """HOG on the photo resized by `scale` and turned by `angle` (turn_pieces: a long copy a
+    piece at a time); nothing when the copy is thinner than MIN_WORK_SIDE."""
+    h, w = image.shape[:2]
+    size = work_size(h, w, scale)
+    if min(size) < MIN_WORK_SIDE:
+        return []
+    pieces = turn_pieces(*size, angle)
+    if len(pieces) == 1:
+        return _hog(*working_copy(image, scale, angle), threshold, angle)
+    work, to_work = working_copy(image, scale)
+    to_work = np.vstack([to_work, [0.0, 0.0, 1.0]])
+    found: list[Detection] = []
+    for x0, y0, x1, y1 in pieces:  # one face seen in two overlapping pieces: one box
+        turned, rot = _turned(work[y0:y1, x0:x1], angle)
+        shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+        found = merge_detections(found, _hog(turned, rot @ shift @ to_work, threshold, angle))
+    return found
+
+
+def _hog(work: np.ndarray, to_work: np.ndarray, threshold: float, angle: float) -> list[Detection]:
     with _hog_lock:
         rects, scores, _ = hog_detector().run(work, 0, threshold)
     return _to_photo(to_work, rects, scores, "hog", angle)
@@ -129,7 +200,10 @@ def hog_pass(image: np.ndarray, scale: float, threshold: float = 0.0,
 
 def cnn_pass(image: np.ndarray, scale: float, threshold: float = 0.0,
              hog_framing: bool = True) -> list[Detection]:
-    """MMOD detections, boxes mapped to HOG framing (hog_framing=False: as MMOD frames them)."""
+    """MMOD detections, boxes mapped to HOG framing (hog_framing=False: as MMOD frames them);
+    nothing when the working copy is thinner than MIN_WORK_SIDE."""
+    if min(work_size(*image.shape[:2], scale)) < MIN_WORK_SIDE:
+        return []
     work, to_work = working_copy(image, scale)
     with _cnn_lock:
         found = cnn_detector()(work, 0)

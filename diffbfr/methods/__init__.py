@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .base import INPUT, MANIFEST, Method, Model, SimpleControl, Stage, read_manifest
-from .diffbfr import DIFFBFR, DiffBFRSettings
+from .diffbfr_method import DIFFBFR, DiffBFRSettings
 from .panini import PANINI
 
 METHODS: dict[str, Method] = {

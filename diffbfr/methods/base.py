@@ -72,6 +72,9 @@ class Method:
     # setting -> the network that reads it as a diffusion timestep: it must stay within the
     # timesteps that network was trained at (its config's t_max; Model.knob_limits())
     timestep_networks: dict = field(default_factory=dict)
+    # nets -> one module made of them (their tensors, not copies), for a method whose stage runs
+    # its networks as one (Panini-Net); the Model keeps it (Model.assembled)
+    assemble: Callable[[dict[str, nn.Module]], nn.Module] | None = None
 
     def __post_init__(self):
         known = {INPUT}
@@ -155,6 +158,17 @@ class Model:
         self.max_batch = 32 if self.device.type == "cuda" else 4
         self.card = card or {}       # the weights folder's manifest (quality verdict, licence)
         self.label = label           # e.g. "random tiny networks", shown to the user
+        self._assembled: tuple[tuple, nn.Module] | None = None
+
+    def assembled(self) -> nn.Module:
+        """The method's networks as one module (Method.assemble), built on first use and again
+        only if `nets` were swapped since."""
+        if self.method.assemble is None:
+            raise TypeError(f"{self.method.title} runs its networks separately: nothing to assemble")
+        parts = tuple(self.nets[name] for name in self.method.networks)
+        if self._assembled is None or any(a is not b for a, b in zip(self._assembled[0], parts)):
+            self._assembled = (parts, self.method.assemble(self.nets))
+        return self._assembled[1]
 
     @property
     def name(self) -> str:

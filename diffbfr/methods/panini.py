@@ -13,15 +13,13 @@ detail), large negative = all input (fidelity).
 
 Weights: one file per part (PARTS), each well under 16 MiB in fp16. `dafi.json` carries the
 assembly config (PaniniConfig + the DRE's config) that says how the parts fit together.
-`assemble(parts)` builds one PaniniNet whose submodules ARE the loaded parts (no copy);
-`split(net)` is its inverse (what the trainer exports). The stage function needs that
-PaniniNet: it is built once per Model and kept in a module-level WeakKeyDictionary keyed by
-the Model object itself (not by id(), which Python reuses), so it lives exactly as long as the
-Model and the Model class needs no method-specific attribute.
+`assemble(parts)` (nets/panini_dafi.py) builds one PaniniNet whose submodules ARE the loaded
+parts (no copy); `split(net)` is its inverse (what the trainer exports). The stage function
+needs that PaniniNet: it is a component of the Model (`Model.assembled()`, from
+`Method.assemble`), built on first use and again only if the Model's networks are swapped.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +28,13 @@ from torch import nn
 
 from ..checkpoint import load_into, read_config
 from ..frame import to_batch, to_images
-from ..panini.dafi import TINY_PANINI, DAFIBlock, PaniniConfig, PaniniNet
-from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig, load_dre
-from ..panini.encoder import Encoder, EncoderConfig
-from ..panini.prior import Generator, GeneratorConfig
+from ..nets.panini_dafi import PARTS, TINY_PANINI, DAFIBlocks, PaniniConfig, PaniniNet, assemble, split
+from ..nets.panini_dre import DRE, TINY as TINY_DRE, DREConfig, load_dre
+from ..nets.panini_encoder import Encoder, EncoderConfig
+from ..nets.panini_prior import Generator, GeneratorConfig
 from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
 
-PARTS = ("generator", "encoder", "dafi", "dre")
 SHIFT_LIMIT = 10.0  # +-10 overrides a learned logit gap of up to +-5 to within 1 % (sigmoid(5) = 0.993)
 
 
@@ -56,65 +53,6 @@ class PaniniSettings:
         return 0
 
 
-class DAFIBlocks(nn.Module):
-    """The `dafi` part: PaniniNet's DAFI blocks, with the configs that wire the four parts."""
-
-    def __init__(self, config: PaniniConfig, dre_config: DREConfig, blocks: nn.ModuleDict | None = None):
-        super().__init__()
-        self.config, self.dre_config = config, dre_config
-        self.blocks = blocks if blocks is not None else nn.ModuleDict(
-            {str(r): DAFIBlock(config.generator.channels_at(r), config.dre_dim, config.dafi_hidden)
-             for r in config.dafi_resolutions})
-
-
-
-def assembly_config(config: PaniniConfig, dre_config: DREConfig) -> dict:
-    """What dafi.json holds (and the restoration trainer's config): the PaniniConfig plus the
-    DRE's config under "dre" (PaniniConfig.from_dict ignores that key)."""
-    return {**config.to_dict(), "dre": dre_config.to_dict()}
-
-
-def split(net: PaniniNet) -> dict[str, tuple[nn.Module, dict]]:
-    """part name -> (module sharing the net's tensors, the config stored beside its file)."""
-    if not isinstance(net.dre, DRE):
-        raise TypeError(f"a shipped PaniniNet has a diffbfr.panini.dre.DRE, not {type(net.dre).__name__}")
-    cfg = net.config
-    dafi = DAFIBlocks(cfg, net.dre.config, net.dafi)
-    return {"generator": (net.generator, cfg.generator.to_dict()), "encoder": (net.encoder, cfg.encoder.to_dict()),
-            "dafi": (dafi, assembly_config(cfg, net.dre.config)), "dre": (net.dre, net.dre.config.to_dict())}
-
-
-def assemble(parts: dict[str, nn.Module]) -> PaniniNet:
-    """One PaniniNet made of the given parts (their tensors, not copies), in eval mode."""
-    gen, enc, dafi, dre = (parts[name] for name in PARTS)
-    if not (isinstance(gen, Generator) and isinstance(enc, Encoder) and isinstance(dafi, DAFIBlocks)
-            and isinstance(dre, DRE)):
-        raise TypeError("Panini-Net parts must be a Generator, an Encoder, DAFIBlocks and a DRE")
-    cfg = dafi.config
-    for name, have, want in (("generator", gen.config, cfg.generator), ("encoder", enc.config, cfg.encoder),
-                             ("dre", dre.config, dafi.dre_config)):
-        if have != want:
-            raise ValueError(f"the {name} part does not fit the DAFI blocks: it has {have}, dafi.json expects {want}")
-    # PaniniNet builds its own encoder and generator; they are replaced by the parts at once
-    # (a one-off ~0.2 s at full size: why the result is kept per Model, see run_panini)
-    net = PaniniNet(cfg, dre)
-    net.generator, net.encoder, net.dafi = gen, enc, dafi.blocks
-    return net.eval()
-
-
-_ASSEMBLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Model -> (parts, PaniniNet)
-
-
-def panini_net(model: Model) -> PaniniNet:
-    """The model's parts as one PaniniNet, assembled on first use and again only if its
-    networks were swapped."""
-    parts = tuple(model.nets[name] for name in PARTS)
-    hit = _ASSEMBLED.get(model)
-    if hit is None or any(a is not b for a, b in zip(hit[0], parts)):
-        hit = _ASSEMBLED[model] = (parts, assemble(model.nets))
-    return hit[1]
-
-
 def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
     """Per face: {"4": mean share of the prior over that level's channels, ...} (JSON keys)."""
     means = {str(r): m.detach().float().mean(1).tolist() for r, m in sorted(masks.items())}
@@ -124,7 +62,7 @@ def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
 
 def run_panini(model: Model, inputs: dict, s: PaniniSettings, seeds, callback=None):
     """LQ faces -> restored faces, and per face {"prior_share": {level px: mean DAFI prior share}}."""
-    net = panini_net(model)
+    net = model.assembled()
     lq = to_batch(inputs[INPUT], model.device)
     with torch.autocast(model.device.type, dtype=torch.float16, enabled=model.autocast):
         out = net(lq, prior_shift=float(s.prior_shift), noise_mode="const")
@@ -190,6 +128,7 @@ PANINI = Method(
     ),
     networks=PARTS,
     load_network=load_network,
+    assemble=assemble,
     tiny_networks=tiny_networks,
     description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "
                 "encoder reads the low-quality photo. At every scale from 4 to 64 px the two are "

@@ -1,26 +1,26 @@
-"""What every trainer shares: flags, device, learning-rate schedule, EMA, wall-clock budget,
-held-out validation, export. The run's state on disk (resume, --init-from) is run_state.py.
+"""The training loop, written once, and what every trainer shares: flags, device,
+learning-rate schedule, EMA, wall-clock budget, held-out validation, export. The run's state
+on disk (resume, --init-from) is run_state.py.
 
-A trainer (diffbfr.py, and the Panini-Net ones) reads top to bottom like nanoGPT's train.py
-and calls these (and run_state's init_from, save_state, usage) in order:
+A trainer is a `Trainer`: its data and networks (`__init__`: `modules`, `optimizers`,
+`config`, optionally `ema`/`model` and named `generators`), its step (`train_step`), its
+evaluation (`evaluate`) and its export (`export`). `run(trainer)` is the loop every trainer
+goes through, like nanoGPT's train.py:
 
-    p = argparse.ArgumentParser(); add_run_args(p, batch=32, lr=2e-4); args = p.parse_args(argv)
-    device = setup_device(args)
-    train_idx, val_idx = holdout(pack.names)                     # fixed, never trained on
-    ... build modules / optimizers ...
     step, start = init_from(args, run_dir, modules, optimizers, config)   # scratch | resume | PATH
-    clock, meter, validator = Clock(args.minutes, args.save_every_min), Meter(), Validator(args.val_every, fn)
+    trainer.started(step, start)                                          # warm start, device, loader
     while step < max_steps and not clock.out_of_time():
-        set_lr(opt, lr_at(step, args)); ...; step += 1; ema_update(ema, model, args.ema, step); meter.tick(n)
-        if validator.due(step): validator(step)
-        if clock.save_due(): save_state(run_dir, step, modules, optimizers, {..., **usage(start, clock.elapsed, device)})
-    export(ema, path, config, args, {..., **validator.last, **usage(start, clock.elapsed, device)})
+        trainer.train_step(step, lr_at(step, args)); step += 1; ema_update(ema, model, args.ema, step)
+        every --log-every: a history entry and a log line; every --val-every: validation
+        every --save-every-min: save_state(run_dir, step, modules, optimizers, meta)
+    final validation (unless this step was just validated), resume state, trainer.export(meta)
 
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_module
-from .run_state import usage
+from .run_state import init_from, save_state, usage
 
 # The held-out slice: the faces whose names hash lowest, so the same face is held out whatever
 # the pack's order, seed or flags, and (mostly) across packs built from the same split.
@@ -222,3 +222,109 @@ def export(module: nn.Module, path, config: dict, args, meta: dict) -> Path:
 
 def log(msg: str) -> None:
     print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- the loop
+class Trainer:
+    """One family of networks: its data, its networks, its step, its evaluation, its export.
+
+    `__init__(args, device)` reads the data and builds `modules` / `optimizers` / `config`
+    (what init_from fills and checks); `run` does the rest. Attributes `run` reads:
+    name (runs/<name>, log lines), modules, optimizers, config, warm_start (the modules
+    --init-from PATH fills), generators (named RNGs kept in the resume state), model and ema
+    (ema_update after every step when ema is set), log_first_step, record_history."""
+
+    name = "trainer"
+    warm_start: Sequence[str] = ("model", "ema")
+    generators: dict[str, torch.Generator] = {}
+    model: nn.Module | None = None
+    ema: nn.Module | None = None
+    log_first_step = True   # also log step 1 (besides every --log-every steps)
+
+    def started(self, step: int, start: dict) -> None:
+        """After init_from: warm start the rest, move to the device, build the loader."""
+
+    def describe(self) -> str:
+        """The log line before the first step (size, batch, device, ...)."""
+        return ""
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def val_line(self, v: dict[str, float]) -> str:
+        return " ".join(f"{k} {x:.4f}" for k, x in v.items())
+
+    def train_step(self, step: int, lr: float) -> int:
+        """One optimizer step at learning rate `lr`; returns the images (or pairs) it used."""
+        raise NotImplementedError
+
+    def progress(self, step: int, lr: float, meter: "Meter", clock: "Clock") -> tuple[dict, str]:
+        """Every --log-every steps: (history entry, log line)."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """After the last step: fold the losses not yet logged into the record."""
+
+    def record(self, wall: float, meter: "Meter") -> dict:
+        """The trainer's own fields of the run's record (before lr_last and run_record's)."""
+        return {}
+
+    def export(self, meta: dict) -> str:
+        """Write what ships; returns the closing log line."""
+        raise NotImplementedError
+
+
+def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
+    """The loop (see the module doc); returns the exported run record."""
+    t = trainer
+    step, start = init_from(args, run_dir, t.modules, t.optimizers, t.config, warm_start=t.warm_start,
+                            generators=t.generators or None)
+    t.started(step, start)
+    log(f"{t.name}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
+        f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
+    validator = Validator(args.val_every, t.evaluate, start.get("val_history", []))
+    history = list(start.get("history", []))
+    max_steps = args.max_steps if args.max_steps is not None else float("inf")
+    log(t.describe())
+
+    def run_meta(final: bool) -> dict:
+        wall = clock.elapsed
+        meta = {**t.record(wall, meter), "lr_last": lr, **run_record(step, start, wall, device, validator)}
+        return meta if final else {**meta, "history": history}
+
+    def save(meta: dict) -> None:
+        save_state(run_dir, step, t.modules, t.optimizers, {**meta, "args": vars(args)},
+                   generators=t.generators or None)
+
+    clock, meter = Clock(args.minutes, args.save_every_min), Meter()
+    lr = lr_at(step, args)
+    while step < max_steps and not clock.out_of_time():
+        lr = lr_at(step, args)
+        n = t.train_step(step, lr)
+        step += 1
+        if t.ema is not None:
+            ema_update(t.ema, t.model, args.ema, step)
+        meter.tick(n)
+        if step % args.log_every == 0 or t.log_first_step and step == 1:
+            entry, line = t.progress(step, lr, meter, clock)
+            history.append(entry)
+            log(line)
+        if validator.due(step):
+            log(f"step {step} " + t.val_line(validator(step)))
+            meter.pause()
+        if clock.save_due():
+            save(run_meta(False))
+            meter.pause()
+
+    # the end: the last losses, a final validation, the resume state, what ships
+    t.finish()
+    if not validator.history or validator.history[-1]["step"] != step:
+        log(f"step {step} " + t.val_line(validator(step)))
+    if args.decay_steps and step < args.warmup + args.decay_steps:
+        log(f"note: stopped at step {step}, before the cosine decay ended (step {args.warmup + args.decay_steps})")
+    meta = run_meta(True)
+    save({**meta, "history": history})
+    done = t.export(meta)
+    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
+    log(done)
+    return meta

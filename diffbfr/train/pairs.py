@@ -7,7 +7,7 @@
 
 The *start* is the image the app's truncated sampler noises before its first step. Training
 part of the noisy inputs from it (instead of from the target) teaches the network the input it
-actually meets at the start step; see diffbfr/train/diffbfr.py.
+actually meets at the start step; see diffbfr/train/diffusion_trainer.py.
 
 The stage-1 stand-in for irm128 is what stage 1 hands over in the app, somewhere between
 "stage 1 skipped" (Auto does that for light faces: the LQ face at 64 px) and "stage 1 perfect"

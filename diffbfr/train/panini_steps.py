@@ -1,4 +1,4 @@
-"""One optimisation step of each Panini-Net training stage (diffbfr/train/panini.py drives them).
+"""One optimisation step of each Panini-Net training stage (diffbfr/train/panini_trainer.py drives them).
 
 d_step: the discriminator, shared by both stages (logistic loss, lazy R1 on the reals);
 prior_step: D then the unconditional generator (non-saturating loss, style mixing);
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..panini.prior import R1_INTERVAL, d_logistic_loss, feature_matching_loss, g_nonsaturating_loss, r1_penalty
+from ..nets.panini_prior import R1_INTERVAL, d_logistic_loss, feature_matching_loss, g_nonsaturating_loss, r1_penalty
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .prior import ConfigMixin, GeneratorConfig
+from .config import ConfigMixin
+from .panini_prior import GeneratorConfig
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Does the uncertainty map mean something? python -m bench.uncertainty [--faces 8] [--quick]
+"""Does the uncertainty map mean something? python -m bench.uncertainty_vs_error [--faces 8] [--quick]
 
 UTKFace `test` faces (first --faces by name), degraded with the fixed protocol at every level
 (degrade.fixed_degrade, seed per face as bench.quality), restored K times (diffbfr/uncertainty.py,
@@ -29,7 +29,7 @@ import torch
 from scipy.stats import spearmanr
 
 from bench import common as C
-from bench.auto import clean_faces
+from bench.auto_vs_fixed import clean_faces
 from diffbfr import methods
 from diffbfr.auto import Auto
 from diffbfr.photo import restore_faces
@@ -74,7 +74,7 @@ def timing(model, face, s, k: int, repeats: int, stage: str | None) -> dict[str,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.uncertainty", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.uncertainty_vs_error", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny random networks, the example face: wiring check")
     ap.add_argument("--faces", type=int, default=None, help="faces per level (default 8; --quick 2)")
     ap.add_argument("--k", type=int, default=K)

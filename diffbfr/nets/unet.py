@@ -9,17 +9,18 @@ The three DiffBFR networks are this one class with different configs (MODEL_CONF
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_into, read_config, save_module
+from ..checkpoint import load_into, read_config
+from .config import ConfigMixin
 
 
 @dataclass
-class UNetConfig:
+class UNetConfig(ConfigMixin):
     image_size: int = 128
     in_channels: int = 3
     cond_channels: int = 0
@@ -33,16 +34,6 @@ class UNetConfig:
     arch: str = "unet"      # "unet" (this file's UNet) or "shuffle" (shufflenet.py, shaped for CPUs)
     t_max: float = 1000.0   # the largest timestep it was trained at: samplers never start above it
     extra: dict = field(default_factory=dict)  # free-form notes saved with the weights
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
-        d = dict(d)
-        d["channel_mults"] = tuple(d["channel_mults"])
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 # Sized so that each fp16 file is a few MiB and one evaluation is cheap on a 2-core CPU.
@@ -174,7 +165,7 @@ class UNet(nn.Module):
         return self.out_conv(F.silu(self.out_norm(h)))
 
 
-# The CPU-shaped variants (arch "shuffle", diffusion/shufflenet.py): `build(name, **SHUFFLE_OVERRIDES[name])`.
+# The CPU-shaped variants (arch "shuffle", shufflenet.py): `build(name, **SHUFFLE_OVERRIDES[name])`.
 SHUFFLE_OVERRIDES = {
     "irm64": dict(arch="shuffle", base_channels=64, channel_mults=(1, 2, 2), blocks_per_level=2),
     "irm128": dict(arch="shuffle", base_channels=32, channel_mults=(1, 2, 4, 4), blocks_per_level=2),
@@ -199,11 +190,6 @@ def build(name: str, **overrides) -> nn.Module:
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def save_unet(model: UNet, path, meta: dict | None = None, dtype: torch.dtype | None = torch.float16):
-    """fp16 safetensors + JSON config (see diffbfr/checkpoint.py)."""
-    return save_module(model, path, model.config.to_dict(), meta, dtype)
 
 
 def load_unet(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> UNet:

@@ -15,7 +15,7 @@ panini-restore: the whole PaniniNet on (HQ, LQ) pairs, LQ from degrade.random_de
     a network trained on faces; weight 0.1 keeps pix2pixHD's 10:1 ratio to the adversarial term.
 The generator starts from the trained prior, the DRE from the contrastive DRE, and both are
 fine-tuned with the encoder and DAFI blocks (--freeze-dre keeps the DRE fixed). Exports the EMA
-of the whole net as the method's four parts (methods/panini.py: split) + the discriminator.
+of the whole net as the method's four parts (nets/panini_dafi.py: split) + the discriminator.
 
 Validation on held-out faces (loop.holdout), fixed seeds. prior: D's mean logit on held-out
 reals, on as many training reals (a gap = D memorising) and on EMA samples of fixed latents.
@@ -32,20 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..checkpoint import load_into, read_config
 from ..frame import FRAME, resize_square, to_batch, to_images, to_tensor
-from ..imageio import save_png, stage_strip
-from ..methods.panini import assembly_config, split
-from ..panini.dafi import TINY_PANINI, PaniniConfig, PaniniNet
-from ..panini.dre import DRE, TINY as TINY_DRE, DREConfig
-from ..panini.prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
+from ..nets.panini_dafi import TINY_PANINI, PaniniConfig, PaniniNet, assembly_config, split
+from ..nets.panini_dre import DRE, TINY as TINY_DRE, DREConfig
+from ..nets.panini_prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
                             Generator, GeneratorConfig, d_logistic_loss)
 from .data import PackDataset
 from .degrade import LEVELS, fixed_degrade, random_degrade
-from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, log, lr_at,
-                   run_record, set_lr, setup_device)
-from .run_state import STATE_JSON, InitError, init_from, save_state
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .run_state import STATE_JSON, InitError
 from .panini_steps import autocast, prior_step, restore_step
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
@@ -242,114 +240,123 @@ def sample_sheet(b: dict, args, val, path: Path, device) -> Path:
             outs = {lv: to_images(net(lq[:6].to(device), noise_mode="const")["image"]) for lv, lq in val["lqs"].items()}
             rows = [sum(([to_images(val["lqs"][lv][k:k + 1])[0], outs[lv][k]] for lv in outs), []) + [hq[k]]
                     for k in range(len(hq))]
-    return save_png(path, np.concatenate([stage_strip(r) for r in rows]), compress_level=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate([strip(r) for r in rows])).save(path, format="PNG", compress_level=1)
+    return path
 
 
-# ---------------------------------------------------------------- main
+def strip(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Same-size faces side by side on white, `gap` px apart (one row of the sample sheet)."""
+    size = images[0].shape[0]
+    out = np.full((size, len(images) * size + (len(images) - 1) * gap, 3), 255, np.uint8)
+    for i, tile in enumerate(images):
+        out[:, i * (size + gap): i * (size + gap) + size] = tile
+    return out
+
+
+# ---------------------------------------------------------------- the trainer
+class PaniniTrainer(Trainer):
+    """panini-prior or panini-restore for loop.run."""
+
+    log_first_step = True
+
+    def __init__(self, args, device: torch.device, run_dir: Path):
+        self.args, self.device, self.name = args, device, args.stage
+        self.cuda = device.type == "cuda"
+        pack = PackDataset(args.pack, hflip=False)  # Faces flips itself
+        self.pack = pack
+        self.train_idx, val_idx = holdout(pack.names)
+        self.val_idx = val_idx[:VAL_FACES]
+        self.held_faces = [resize_square(pack[i], FRAME) for i in self.val_idx]
+        self.held = to_batch(self.held_faces)
+        self.val = {"hq": self.held}
+        log(f"{args.pack}: {len(self.train_idx)} training faces, {len(self.val_idx)} held out for validation")
+        self.b = b = build(args, run_dir)
+        self.modules, self.optimizers, self.config, self.warm_start = (b["modules"], b["optimizers"], b["config"],
+                                                                       b["warm_start"])
+        self.model, self.ema, self.d, self.opt, self.d_opt = b["model"], b["ema"], b["d"], b["opt"], b["d_opt"]
+        self.last, self.sums, self.n = {}, {}, 0
+
+    def started(self, step: int, start: dict) -> None:
+        args, device, cuda = self.args, self.device, self.cuda
+        if args.init_from not in ("scratch", "resume"):
+            warm_start(args, self.b)
+        for m in (self.model, self.ema, self.d):
+            m.to(device)
+            if cuda:
+                m.to(memory_format=torch.channels_last)
+        if args.compile:
+            log("--compile is ignored: R1's double backward and DAFI's feature hook do not compile cleanly")
+        self.params = sum(p.numel() for p in self.model.parameters())
+        val, held = self.val, self.held
+        if args.stage == PRIOR:
+            val["z"] = torch.randn(VAL_FACES, self.model.z_dim, generator=torch.Generator().manual_seed(VAL_SEED))
+            train_real = to_batch([resize_square(self.pack[i], FRAME) for i in self.train_idx[:len(self.val_idx)]])
+            self.evaluate = partial(prior_val, self.ema, self.d, held, train_real, val["z"], device, args.batch, cuda)
+        else:
+            val["lqs"] = {lv: to_batch([fixed_degrade(face, lv, VAL_SEED + i)
+                                        for face, i in zip(self.held_faces, self.val_idx)]) for lv in LEVELS}
+            self.evaluate = partial(restore_val, {"ema": self.ema, "raw": self.model}, held, val["lqs"], device,
+                                    args.batch, cuda)
+        loader = torch.utils.data.DataLoader(Faces(self.pack, self.train_idx, args.seed, pairs=args.stage == RESTORE),
+                                             batch_size=args.batch, shuffle=True, drop_last=True,
+                                             num_workers=args.workers, persistent_workers=args.workers > 0,
+                                             generator=torch.Generator().manual_seed(args.seed * 100003 + step),
+                                             pin_memory=cuda)
+        self.data = batches(loader)
+
+    def describe(self) -> str:
+        return (f"{self.args.stage}: {self.params / 1e6:.2f} M params trained "
+                f"(+ D {sum(p.numel() for p in self.d.parameters()) / 1e6:.2f} M), "
+                f"batch {self.args.batch}, device {device_name(self.device)}, lr {self.args.lr}")
+
+    def train_step(self, step: int, lr: float) -> int:
+        args, device = self.args, self.device
+        hq, lq = (x.to(device, non_blocking=True) for x in next(self.data))
+        if self.cuda:
+            hq, lq = (x.contiguous(memory_format=torch.channels_last) for x in (hq, lq))
+        set_lr(self.opt, lr)
+        set_lr(self.d_opt, lr * R1_INTERVAL / (R1_INTERVAL + 1))
+        if args.stage == PRIOR:
+            out = prior_step(self.model, self.d, self.opt, self.d_opt, hq, step, args, self.cuda)
+        else:
+            out = restore_step(self.model, self.d, self.opt, self.d_opt, hq, lq, step, args, self.cuda)
+        for k, v in out.items():  # summed on the device: no sync per step
+            self.sums[k] = self.sums.get(k, 0) + v
+        self.n += 1
+        return hq.shape[0]
+
+    def progress(self, step, lr, meter, clock):
+        self.last, self.sums, self.n = {k: round(float(v) / self.n, 5) for k, v in self.sums.items() if k != "r1"}, {}, 0
+        ips = meter.window_rate()
+        return ({"step": step, **self.last, "lr": lr, "img_per_s": round(ips, 1)},
+                f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in self.last.items())
+                + f" lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
+
+    def finish(self) -> None:
+        if self.n:
+            self.last = {k: round(float(v) / self.n, 5) for k, v in self.sums.items() if k != "r1"}
+
+    def record(self, wall: float, meter) -> dict:
+        return {"model": self.args.stage, "config": self.config, "batch": self.args.batch,
+                "img_per_s_this_run": round(meter.rate, 2), "train": self.last, "val_faces": len(self.val_idx),
+                "train_faces": len(self.train_idx), "pack": str(self.args.pack), "params": self.params}
+
+    def export(self, meta: dict) -> str:
+        # the shipped EMA weights and a sample sheet
+        out_dir = Path(self.args.export)
+        sheet = sample_sheet(self.b, self.args, self.val, out_dir / f"{self.args.stage}-samples.png", self.device)
+        files = export_all(self.b, self.args, meta, out_dir)
+        return f"exported {', '.join(str(f) for f in files)}; samples {sheet}"
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup_device(args)
-    cuda = device.type == "cuda"
     run_dir = Path(args.run_dir or f"runs/{args.stage}")
     if args.init_from not in ("scratch", "resume") and Path(args.init_from).is_dir():
         args.init_from = str(Path(args.init_from) / f"{'generator' if args.stage == PRIOR else 'dafi'}.safetensors")
-
-    pack = PackDataset(args.pack, hflip=False)  # Faces flips itself
-    train_idx, val_idx = holdout(pack.names)
-    val_idx = val_idx[:VAL_FACES]
-    held_faces = [resize_square(pack[i], FRAME) for i in val_idx]
-    held = to_batch(held_faces)
-    val = {"hq": held}
-    log(f"{args.pack}: {len(train_idx)} training faces, {len(val_idx)} held out for validation")
-
-    b = build(args, run_dir)
-    step, start = init_from(args, run_dir, b["modules"], b["optimizers"], b["config"], warm_start=b["warm_start"])
-    if args.init_from not in ("scratch", "resume"):
-        warm_start(args, b)
-    log(f"{args.stage}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
-        f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
-    model, ema, d = b["model"], b["ema"], b["d"]
-    opt, d_opt = b["opt"], b["d_opt"]
-    for m in (model, ema, d):
-        m.to(device)
-        if cuda:
-            m.to(memory_format=torch.channels_last)
-    if args.compile:
-        log("--compile is ignored: R1's double backward and DAFI's feature hook do not compile cleanly")
-    params = sum(p.numel() for p in model.parameters())
-
-    if args.stage == PRIOR:
-        val["z"] = torch.randn(VAL_FACES, model.z_dim, generator=torch.Generator().manual_seed(VAL_SEED))
-        train_real = to_batch([resize_square(pack[i], FRAME) for i in train_idx[:len(val_idx)]])
-        evaluate = partial(prior_val, ema, d, held, train_real, val["z"], device, args.batch, cuda)
-    else:
-        val["lqs"] = {lv: to_batch([fixed_degrade(face, lv, VAL_SEED + i) for face, i in zip(held_faces, val_idx)])
-                      for lv in LEVELS}
-        evaluate = partial(restore_val, {"ema": ema, "raw": model}, held, val["lqs"], device, args.batch, cuda)
-    loader = torch.utils.data.DataLoader(Faces(pack, train_idx, args.seed, pairs=args.stage == RESTORE),
-                                         batch_size=args.batch, shuffle=True, drop_last=True,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0,
-                                         generator=torch.Generator().manual_seed(args.seed * 100003 + step),
-                                         pin_memory=cuda)
-    validator = Validator(args.val_every, evaluate, start.get("val_history", []))
-    history = list(start.get("history", []))
-    max_steps = args.max_steps if args.max_steps is not None else float("inf")
-    log(f"{args.stage}: {params / 1e6:.2f} M params trained (+ D {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M), "
-        f"batch {args.batch}, device {device_name(device)}, lr {args.lr}")
-
-    def run_meta(final: bool) -> dict:
-        wall = clock.elapsed
-        meta = {"model": args.stage, "config": b["config"], "batch": args.batch,
-                "img_per_s_this_run": round(meter.rate, 2), "train": last, "val_faces": len(val_idx),
-                "train_faces": len(train_idx), "pack": str(args.pack), "params": params, "lr_last": lr,
-                **run_record(step, start, wall, device, validator)}
-        return meta if final else {**meta, "history": history}
-
-    clock, meter, data = Clock(args.minutes, args.save_every_min), Meter(), batches(loader)
-    lr, last, sums, n = lr_at(step, args), {}, {}, 0
-    while step < max_steps and not clock.out_of_time():
-        hq, lq = (x.to(device, non_blocking=True) for x in next(data))
-        if cuda:
-            hq, lq = (x.contiguous(memory_format=torch.channels_last) for x in (hq, lq))
-        lr = lr_at(step, args)
-        set_lr(opt, lr)
-        set_lr(d_opt, lr * R1_INTERVAL / (R1_INTERVAL + 1))
-        if args.stage == PRIOR:
-            out = prior_step(model, d, opt, d_opt, hq, step, args, cuda)
-        else:
-            out = restore_step(model, d, opt, d_opt, hq, lq, step, args, cuda)
-        for k, v in out.items():  # summed on the device: no sync per step
-            sums[k] = sums.get(k, 0) + v
-        n += 1
-        step += 1
-        ema_update(ema, model, args.ema, step)
-        meter.tick(hq.shape[0])
-        if step % args.log_every == 0 or step == 1:
-            last, sums, n = {k: round(float(v) / n, 5) for k, v in sums.items() if k != "r1"}, {}, 0
-            ips = meter.window_rate()
-            history.append({"step": step, **last, "lr": lr, "img_per_s": round(ips, 1)})
-            log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in last.items())
-                + f" lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
-        if validator.due(step):
-            log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in validator(step).items()))
-            meter.pause()
-        if clock.save_due():
-            save_state(run_dir, step, b["modules"], b["optimizers"], {**run_meta(False), "args": vars(args)})
-            meter.pause()
-
-    # the end: a final validation, the resume state, the shipped EMA weights, a sample sheet
-    if n:
-        last = {k: round(float(v) / n, 5) for k, v in sums.items() if k != "r1"}
-    if not validator.history or validator.history[-1]["step"] != step:
-        log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in validator(step).items()))
-    meta = run_meta(True)
-    save_state(run_dir, step, b["modules"], b["optimizers"], {**meta, "history": history, "args": vars(args)})
-    out_dir = Path(args.export)
-    sheet = sample_sheet(b, args, val, out_dir / f"{args.stage}-samples.png", device)
-    files = export_all(b, args, meta, out_dir)
-    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
-    log(f"exported {', '.join(str(f) for f in files)}; samples {sheet}")
-    return meta
+    return run(PaniniTrainer(args, device, run_dir), args, device, run_dir)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """What the app shows, as plain functions of the photo path's results: the status line, the
-identity table, the stage gallery, the weights notice, and slider values -> settings.
-No Gradio here: app.py wires these to components.
+identity table, the stage gallery, the faces found, the weights notice, messages without
+server paths, and slider values -> settings. No Gradio here: ui/handlers.py hands these to
+the components ui/page.py lays out.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,34 +13,11 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
-from diffbfr.imageio import DEFAULT_MAX_PIXELS, load_image, upscale_nearest
+from diffbfr.imageio import upscale_nearest
 from diffbfr.methods import Method, Model
-from diffbfr.photo import PhotoResult, image_key
+from diffbfr.photo import PhotoResult
 
 DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gallery
-
-
-@dataclass
-class Upload:
-    """A decoded upload, kept in the user's session (never on disk)."""
-    key: str
-    rgb: np.ndarray
-    notices: list[str]
-    was_grey: bool
-    name: str = "photo"           # the uploaded file's stem, for download names
-    path: str | None = None       # the file it came from, so the app can delete it (then None)
-    source: str | None = None     # the file it came from (kept: tells a newer upload apart)
-    restored: bool = False        # a result exists: sliders may rerun live
-    selection: list[int] | None = None   # faces the user ticked (None: the default ones)
-    last: list | None = None      # the latest PhotoResults (the uncertainty view reads them)
-
-
-def load_upload(src, name: str = "photo", path: str | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> Upload:
-    """Decode an upload; raises imageio.ImageError with a user-facing message."""
-    loaded = load_image(src, max_pixels=max_pixels)
-    path = path if path is not None else (str(src) if isinstance(src, str) else None)
-    return Upload(image_key(loaded.rgb), loaded.rgb, loaded.notices, loaded.was_grey, name, path, path)
 
 
 # an absolute file path (POSIX or Windows) that starts a word: /srv/app/weights/x.bin, C:\x\y
@@ -163,13 +140,3 @@ def faces_preview(rgb: np.ndarray, found, chosen: list[int], max_side: int = 102
         cv2.putText(img, str(i + 1), (x0 + 2, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX,
                     max(0.5, thick / 3), colour, thick, cv2.LINE_AA)
     return img
-
-
-def result_json(result: PhotoResult, load_notices: list[str]) -> dict:
-    """What the API returns besides images: settings, faces, identity, timings, notices."""
-    return {"method": result.method, "settings": S.to_dict(result.settings),
-            "faces_found": len(result.found),
-            "faces": [{"index": f.index + 1, "face_size_px": round(f.aligned.face_size, 1),
-                       "identity_distance": f.identity, "nfe": f.stages.nfe,
-                       "timings_s": f.stages.timings, "info": f.stages.info} for f in result.faces],
-            "notices": load_notices + result.notices, "timings_s": result.timings}

@@ -1,5 +1,6 @@
-"""The app's callbacks: turn photo-path results into component values and user messages.
-Every callback catches its errors: the user sees a sentence, never a traceback."""
+"""The app's callbacks: turn photo-path results into what the page shows (ui/outputs.py) and
+user messages, and the one-call API. Every callback catches its errors: the user sees a
+sentence, never a traceback."""
 from __future__ import annotations
 
 import json
@@ -8,57 +9,34 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from app_files import AppFiles
-from app_views import (
-    Upload,
+from diffbfr import methods
+from diffbfr import settings as S
+from diffbfr.imageio import ImageError, release_memory, upscale_nearest
+from diffbfr.uncertainty import stochastic, uncertainties
+
+from .files import AppFiles
+from .outputs import LOAD, PHOTO, cleared, outputs
+from .session import Upload, load_upload
+from .state import AppState
+from .views import (
     details_markdown,
     face_choices,
     faces_preview,
     gallery_items,
     identity_markdown,
-    load_upload,
-    result_json,
     settings_from_ui,
     status_markdown,
     without_paths,
 )
-from diffbfr import methods
-from diffbfr import settings as S
-from diffbfr.imageio import ImageError, release_memory, stage_strip, upscale_nearest
-from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
-from diffbfr.uncertainty import stochastic, uncertainties
 
 log = logging.getLogger("diffbfr.app")
-BOTH = "both"
 TOAST_S = 6   # warnings fade instead of piling up over new results
-N_OUT = 9     # outputs of the photo callbacks: see Handlers.outputs()
-
-
-class AppState:
-    """One PhotoRestorer per available method (sharing face detections) and, for the
-    registered methods without weights, the reason they are unavailable."""
-
-    def __init__(self, models: dict[str, methods.Model], unavailable: dict[str, str] | None = None,
-                 identity: bool = True, runner=None, cache_size: int = 512, autos: dict | None = None):
-        detections = LRUCache(32)
-        self.models = models
-        self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections,
-                                           auto=(autos or {}).get(n))
-                          for n, m in models.items()}
-        self.unavailable = unavailable or {}
-
-    def chosen(self, choice: str) -> list[str]:
-        return list(self.restorers) if choice == BOTH else [choice]
-
-    def limits(self, name: str) -> dict:
-        """The method's setting ranges narrowed by its loaded networks (Model.knob_limits(): no
-        start step beyond the timesteps its network was trained at); {} without a model."""
-        return self.models[name].knob_limits() if name in self.models else {}
 
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
@@ -70,41 +48,56 @@ def warn(message: str) -> None:
     gr.Warning(message, duration=TOAST_S)
 
 
+@dataclass(frozen=True)
+class Controls:
+    """The page's controls a restore reads, in the order ui/page.py lists them after the
+    session (page.CONTROLS): the photo box, aligned, method, output size, thorough, Auto, and
+    every slider's value in knob_layout() order."""
+    path: str | None
+    aligned: bool
+    choice: str
+    scale: str | None
+    thorough: bool
+    auto: bool
+    values: tuple
+
+    @classmethod
+    def read(cls, args) -> "Controls":
+        path, aligned, choice, scale, thorough, auto, *values = args
+        return cls(path, bool(aligned), choice, scale, bool(thorough), bool(auto), tuple(values))
+
+
 class Handlers:
+    """Every callback of the page (and the API's), over one AppState; `files` writes what they
+    show. ui/page.py wires them: the photo callbacks take (session, *Controls) and answer
+    outputs.PHOTO, on_image answers outputs.LOAD, on_method its `method_outputs`."""
+
     def __init__(self, app: AppState, example_paths: list[str]):
         self.app = app
         self.files = AppFiles(example_paths)
         self.layout = knob_layout()
-        # what on_method answers, by name: app.py maps each to its component
+        # what on_method answers, by name: ui/page.py maps each to its component
         self.simple_names = [n for n, m in methods.METHODS.items() if m.simple is not None]
         self.method_outputs = [f"{n}-simple" for n in self.simple_names] + [
-            "auto", "status", "result", "download", "gallery", "identity", "face_files", "pick", "preview",
-            "guess", "guess_text"]
+            "auto", *PHOTO[1:], "guess", "guess_text"]
         self._users = 0   # people's requests in flight (_serving; the example warm-up waits for none)
         self._users_lock = threading.Lock()
 
-    # outputs: state, status, result, download, gallery, identity, face downloads, face picker, preview
-    def _cleared(self, up, status, photo=gr.skip()):
-        return (up, status, None, gr.update(value=None, visible=False), [], "",
-                gr.update(value=None, visible=False), gr.update(choices=[], value=[], visible=False), photo)
-
-    def _skip(self):
-        return tuple(gr.skip() for _ in range(N_OUT))
-
     def on_image(self, path, up=None):
+        """A photo was put in the Photo box (outputs: outputs.LOAD): decode it into the session."""
         if not path:
             if up is None:
                 # nothing was loaded: this is the box emptied by a failed upload (its change
                 # event follows the error), so the error stays on screen until the next action
-                return self._skip()
-            return self._cleared(None, "")
+                return outputs(LOAD)
+            return cleared(LOAD, state=None, status="")
         if up is not None and up.restored and up.source == path:
             # a picked example is restored by its own event, which may finish first: keep it
-            return self._skip()
+            return outputs(LOAD)
         if not os.path.exists(path):
             # the component can fire `change` twice for one upload; the first call already
             # handled it and deleted the file: keep what it showed
-            return self._skip()
+            return outputs(LOAD)
         try:
             up = load_upload(path, name=Path(path).stem)
         except Exception as exc:  # noqa: BLE001 -- unknown decoder failures included
@@ -115,8 +108,8 @@ class Handlers:
             self.files.discard_upload(path)  # unusable: no reason to keep it
             warn(exc)
             # clear the Photo box too: no broken or partial picture stays on screen
-            return self._cleared(None, f"⚠️ {exc}", gr.update(value=None))
-        return self._cleared(up, self._loaded(up))
+            return cleared(LOAD, state=None, status=f"⚠️ {exc}", photo=gr.update(value=None))
+        return cleared(LOAD, state=up, status=self._loaded(up))
 
     @staticmethod
     def _loaded(up: Upload) -> str:
@@ -131,31 +124,34 @@ class Handlers:
             return load_upload(path, name=Path(path).stem)
         return up
 
-    def on_restore(self, up, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
+    # The photo callbacks: (session, *controls) in, outputs.PHOTO out; `controls` as Controls.read.
+    def on_restore(self, up, *controls, progress=gr.Progress()):
+        """Restore (and a picked example): restore the default faces of the photo in the box."""
+        c = Controls.read(controls)
         try:
-            up = self._current(up, path)
+            up = self._current(up, c.path)
         except Exception as exc:  # noqa: BLE001
-            return self.on_image(path) if isinstance(exc, ImageError) else \
-                self._cleared(None, f"⚠️ {without_paths(exc)}")
+            return self.on_image(c.path) if isinstance(exc, ImageError) else \
+                cleared(state=None, status=f"⚠️ {without_paths(exc)}")
         if up is None:
             msg = "No photo loaded: upload one or pick an example."
             warn(msg)
-            return self._cleared(None, msg)
+            return cleared(state=None, status=msg)
         up.selection = None  # a fresh Restore restores the default faces
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
+        return self._run(up, c, progress)
 
-    def on_tune(self, up, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
+    def on_tune(self, up, *controls, progress=gr.Progress()):
         """A setting moved: rerun live, but only once the user has pressed Restore."""
         if up is None or not up.restored:
-            return self._skip()
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
+            return outputs()
+        return self._run(up, Controls.read(controls), progress)
 
-    def on_pick(self, up, picked, path, aligned, choice, scale, thorough, auto, *values, progress=gr.Progress()):
+    def on_pick(self, up, picked, *controls, progress=gr.Progress()):
         """Faces ticked / unticked: rerun without detecting again (detections are cached)."""
         if up is None or not up.restored:
-            return self._skip()
+            return outputs()
         up.selection = [int(i) for i in picked or []]
-        return self._run(up, bool(aligned), choice, scale, values, progress, bool(thorough), bool(auto))
+        return self._run(up, Controls.read(controls), progress)
 
     def on_simple(self, name: str, position):
         """The plain-words slider moved: set that method's expert sliders coherently."""
@@ -190,61 +186,63 @@ class Handlers:
             status = f"Restoring with {' and '.join(methods.get(n).title for n in shown)}…"
         else:
             status = self._loaded(up) if up is not None else ""
-        hidden = gr.update(value=None, visible=False)
-        return [*(gr.update(visible=n in shown) for n in self.simple_names),
-                gr.update(visible=any(self.app.restorers[n].auto is not None for n in shown)),
-                status, None, hidden, [], "", hidden, gr.update(choices=[], value=[], visible=False), None, [], ""]
+        return list(cleared(self.method_outputs, status=status, preview=None,
+                            auto=gr.update(visible=any(self.app.restorers[n].auto is not None for n in shown)),
+                            **{f"{n}-simple": gr.update(visible=n in shown) for n in self.simple_names}))
 
     def settings_for(self, name: str, values) -> object:
         mine = [v for (m, _), v in zip(self.layout, values) if m == name]
         return settings_from_ui(methods.get(name), mine)
 
-    def _run(self, up: Upload, aligned: bool, choice: str, scale, values, progress, thorough: bool = False,
-             auto: bool = False):
-        if choice in self.app.unavailable:
-            msg = self.unavailable_message(choice)
+    def _run(self, up: Upload, c: Controls, progress):
+        """Restore with the chosen method(s) and show it (outputs.PHOTO)."""
+        if c.choice in self.app.unavailable:
+            msg = self.unavailable_message(c.choice)
             warn(msg)
             up.last = None   # nothing of the other method's is on screen (nor mapped by "guessing")
-            return self._cleared(up, f"⚠️ {msg}", None)   # up.restored stays: switching back reruns
-        names = self.app.chosen(choice)
+            return cleared(state=up, status=f"⚠️ {msg}", preview=None)   # up.restored stays: switching back reruns
+        names = self.app.chosen(c.choice)
         try:
             with self._serving():
                 results = []
                 for k, name in enumerate(names):
                     def report(f, m, _k=k, _n=name):
                         progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                    results.append(self._restore(name, up, aligned, values, scale, thorough, auto, report))
+                    results.append(self._restore(name, up, c, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(without_paths(f"Restoration failed: {exc}"))
-            return (up, without_paths(f"⚠️ Restoration failed ({type(exc).__name__}: {exc}).")) + \
-                tuple(gr.skip() for _ in range(N_OUT - 2))
+            return outputs(state=up, status=without_paths(f"⚠️ Restoration failed ({type(exc).__name__}: {exc})."))
         finally:
             path, up.path = up.path, None
             self.files.discard_upload(path)
             release_memory()  # a large photo's temporary buffers go back to the system
         up.restored = True
-        up.last = results
+        # the session keeps what "Where is it guessing?" reads (faces, stages, settings), not the
+        # full-size restored photo: a tab closed with a result held it for Gradio's hour (bench.soak)
+        up.last = [replace(r, image=None) for r in results]
         first = results[0]
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
         status += "".join(f"\n- {n}" for n in up.notices)
-        picker = gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not aligned,
-                           value=[f.index for f in first.faces] if up.selection is None else up.selection)
-        preview = gr.skip() if aligned else faces_preview(up.rgb, first.found, [f.index for f in first.faces])
+        shown = {"state": up, "status": status,
+                 "pick": gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not c.aligned,
+                                   value=[f.index for f in first.faces] if up.selection is None else up.selection)}
+        if not c.aligned:
+            shown["preview"] = faces_preview(up.rgb, first.found, [f.index for f in first.faces])
         if not first.faces:
             warn(first.notices[-1] if first.notices else "No face found.")
-            return (up, status, None, gr.update(value=None, visible=False), [], "",
-                    gr.update(value=None, visible=False), picker, preview)
+            return cleared(**shown)
         before, after = self.files.result_pair(up, first.image, first.scale)
         gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
         titles = {n: methods.get(n).title for n in names}
         face_files = self._face_files(up, results)
         notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
         details = details_markdown(results)
-        return (up, status, (before, after), gr.update(value=after, visible=True), gallery,
-                identity_markdown(results, titles, quality_ok=all(notes)) + (f"\n\n{details}" if details else ""),
-                gr.update(value=face_files, visible=True), picker, preview)
+        return outputs(**shown, result=(before, after), download=gr.update(value=after, visible=True),
+                       gallery=gallery, face_files=gr.update(value=face_files, visible=True),
+                       identity=identity_markdown(results, titles, quality_ok=all(notes))
+                       + (f"\n\n{details}" if details else ""))
 
     @contextmanager
     def _serving(self):
@@ -258,14 +256,13 @@ class Handlers:
             with self._users_lock:
                 self._users -= 1
 
-    def _restore(self, name: str, up: Upload, aligned: bool, values, scale, thorough: bool, auto: bool,
-                 progress=None):
+    def _restore(self, name: str, up: Upload, c: Controls, progress=None):
         """One method on one photo, the way every button and slider asks for it (and the
         example warm-up, whose cache entries must be the ones a click looks up)."""
         return self.app.restorers[name].restore(
-            up.rgb, self.settings_for(name, values), aligned, key=up.key, select=up.selection,
-            progress=progress, scale="auto" if scale in (None, "auto") else int(scale), thorough=thorough,
-            auto=auto)
+            up.rgb, self.settings_for(name, c.values), c.aligned, key=up.key, select=up.selection,
+            progress=progress, scale="auto" if c.scale in (None, "auto") else int(c.scale), thorough=c.thorough,
+            auto=c.auto)
 
     def warm_examples(self, examples: list[tuple[str, bool]], pause_s: float = 0.2) -> int:
         """Restore each example (path, is an aligned face) with the page's default method and
@@ -282,7 +279,8 @@ class Handlers:
             while self._users:
                 time.sleep(pause_s)
             try:
-                self._restore(name, load_upload(path, name=Path(path).stem), aligned, defaults, "auto", False, auto)
+                self._restore(name, load_upload(path, name=Path(path).stem),
+                              Controls(path, aligned, name, "auto", False, auto, tuple(defaults)))
                 done += 1
             except Exception:  # noqa: BLE001 -- a bad example must not stop the app
                 log.exception("warming example %s failed", path)
@@ -294,12 +292,11 @@ class Handlers:
         out = []
         for r in results:
             tag = "" if len(results) == 1 else f"_{r.method}"
-            labels = methods.get(r.method).labels
+            method = methods.get(r.method)
             for f in r.faces:
                 base = f"{up.name}_face{f.index + 1}{tag}"
                 out.append(self.files.write(f"{base}_restored.png", f.stages.result))
-                out.append(self.files.write(f"{base}_stages.png",
-                                            stage_strip([f.stages[n] for n in labels], 128)))
+                out.append(self.files.write(f"{base}_stages.png", f.stage_strip(method)))
         return out
 
     def on_uncertainty(self, up, progress=gr.Progress()):
@@ -322,6 +319,7 @@ class Handlers:
                           (upscale_nearest(u.heat, 256), f"Face {f.index + 1} · spread")]
                 lines.append(f"- Face {f.index + 1} ({methods.get(r.method).title}): {u.words}.")
         lines.append("\n*Bright = the samples disagree: the model is inventing there, not reading your photo.*")
+        release_memory()  # the K samples' buffers go back to the system (~100-150 MB left otherwise)
         return items, "\n".join(lines)
 
     # ------------------------------------------------------------------ the API endpoint
@@ -360,13 +358,8 @@ class Handlers:
         if want_auto and overridden:
             notices.append(f"Auto is off for this call: the settings name {', '.join(overridden)}, which Auto "
                            "would choose (leave them out to let Auto choose).")
-        record = result_json(result, notices)
+        record = result.to_record(notices)   # the one result record (the CLI writes it too)
         record["auto"] = {"requested": want_auto, "used": use_auto, "available": bool(calibrated)}
-        record["scale"] = result.scale
-        record["aligned"] = aligned
-        for entry, f in zip(record["faces"], result.faces):   # the settings each face ran with
-            entry["settings"] = S.to_dict(f.settings)
-            entry["auto"] = None if f.auto is None else f.auto.words
         return restored, gallery, record
 
 
@@ -389,16 +382,3 @@ def api_choice(name: str, value, choices: dict, default):
         return choices[text]
     raise S.SettingsError(f"{name} must be one of {', '.join(choices)}; got {json.dumps(value, default=str)}",
                           name)
-
-
-def stage_runner_for(models: dict[str, methods.Model], gpu, on_zero_gpu: bool):
-    """The runner the photo path calls for every network evaluation. On ZeroGPU it runs in a
-    worker process that receives its arguments pickled: the model travels by name, and no
-    progress callback can cross."""
-    @gpu(duration=60)
-    def run_on_gpu(method: str, jobs, settings, seeds, progress=None, upto=None):
-        return run_stages(models[method], jobs, settings, seeds, progress, upto)
-
-    def runner(model, jobs, settings, seeds=None, progress=None, upto=None):
-        return run_on_gpu(model.name, jobs, settings, seeds, None if on_zero_gpu else progress, upto)
-    return runner

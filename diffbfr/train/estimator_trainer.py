@@ -1,10 +1,10 @@
-"""Train the degradation estimator (diffbfr/auto.py): supervised, because we degrade the clean
+"""Train the degradation estimator (diffbfr/nets/estimator.py, read by diffbfr/auto.py): supervised, because we degrade the clean
 faces ourselves with diffbfr's training degradations (degrade.sample_params) and so know
 every parameter.
 
-    python -m diffbfr.train.estimator [--backbone cnn|dre] [--minutes 12] [--threads 2]
+    python -m diffbfr.train estimator [--backbone cnn|dre] [--minutes 12] [--threads 2]
 
-Labels (auto.FACTORS) of one (clean, params) pair:
+Labels (nets/estimator.py: FACTORS) of one (clean, params) pair:
 - log2_scale: log2 of the downscale factor (0 without a resize step);
 - blur: sqrt(sigma_x * sigma_y) of the blur step (0 without);
 - noise: the std of what the noise step left in the *final* image, measured by degrading once
@@ -15,12 +15,12 @@ Labels (auto.FACTORS) of one (clean, params) pair:
   degradation's colour changes (jitter, greyscale) applied: a brightness shift is not lost
   detail, and restoration cannot (and should not) undo it.
 
-Backbones: "cnn" trains auto.ConvBody + head end to end on fresh degradations every batch;
+Backbones: "cnn" trains estimator.ConvBody + head end to end on fresh degradations every batch;
 "dre" computes the frozen Panini-Net DRE's vectors of a fixed set of degraded faces once and
 trains the head on them (the file's sha256 is stored so a retrained DRE is detected).
 Faces: the UTKFace train split (sharpness >= 30, as the DiffBFR placeholders); the last
 --val faces by name are held out for validation. The test split is never touched here: the
-benches (bench/auto.py) report accuracy on it.
+benches (bench/auto_vs_fixed.py) report accuracy on it.
 """
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..auto import (ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, save_estimator,
+from ..nets.estimator import (ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, save_estimator,
                     severity_from_psnr)
 from ..frame import to_batch
-from ..panini.dre import load_dre
+from ..nets.panini_dre import load_dre
 from .data import iter_faces
 from .degrade import DegradeParams, apply_params, sample_params
 from .loop import log
 
+NAME = "estimator"
 SPAN = np.array([f.hi - f.lo for f in FACTORS], np.float32)
 LO = np.array([f.lo for f in FACTORS], np.float32)
 # The severity output drives the settings: weigh its error twice the others'.
@@ -187,7 +188,8 @@ def train_dre(args, faces, val_lqs, val_y) -> tuple[EstimatorNet, dict]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m diffbfr.train.estimator", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m diffbfr.train estimator", description=__doc__.split("\n")[0])
+    ap.add_argument("name", nargs="?", choices=[NAME], default=NAME, help=argparse.SUPPRESS)
     ap.add_argument("--backbone", choices=("cnn", "dre"), default="cnn")
     ap.add_argument("--dre", default="weights/panini/dre.safetensors", help="the DRE (backbone dre)")
     ap.add_argument("--faces", type=int, default=3000, help="UTKFace train faces (sharpness >= 30)")

@@ -1,4 +1,4 @@
-"""Train one DiffBFR network:  python -m diffbfr.train irm64|irm128|tem128 --pack packs/gpu128.tar --init-from scratch
+"""Train one DiffBFR diffusion network:  python -m diffbfr.train irm64|irm128|tem128 --pack packs/gpu128.tar --init-from scratch
 
 Reads top to bottom: arguments -> data (train / held-out split) -> model, EMA, optimizer ->
 initialisation (--init-from scratch | resume | PATH, never implicit) -> loop with warm-up +
@@ -16,7 +16,7 @@ The recipe (chosen by the probes in weights/diffbfr/README.md):
   * --lq-start: the share of noisy inputs built from the sampler's start image (the LQ face,
     or the stage-1 result) rather than from the target, so the network learns the input its
     first sampling step really sees.
-  * --arch shuffle: the CPU-shaped network of diffusion/shufflenet.py; --crop trains the 128 px
+  * --arch shuffle: the CPU-shaped network of nets/shufflenet.py; --crop trains the 128 px
     nets on crops.
 
 Validation: the faces of the pack whose names hash lowest (2 %, at least 16; loop.holdout)
@@ -30,7 +30,6 @@ the network has to beat: the LQ face, or the stage-1 stand-in).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -38,12 +37,10 @@ import torch.nn.functional as F
 
 from ..diffusion import schedule as diffusion
 from ..diffusion.samplers import truncated_sample
-from ..diffusion.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
+from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
-from .loop import (Clock, Meter, Validator, add_run_args, device_name, ema_update, export, holdout, log, lr_at,
-                   run_record, set_lr, setup_device)
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
 from .pairs import NETS, PairDataset, stacked
-from .run_state import init_from, save_state
 
 VAL_T = (20.0, 100.0, 200.0, 400.0, 700.0)        # loss timesteps (those <= --t-max are used)
 VAL_STARTS = {                                     # (start step, steps) of the sampled PSNR
@@ -62,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument("model", choices=NETS)
     p.add_argument("--pack", required=True, help="training pack written by `python -m diffbfr.train.data pack`")
     p.add_argument("--arch", choices=("shuffle", "unet"), default="shuffle",
-                   help="shuffle: the CPU-shaped net (diffusion/shufflenet.py); unet: diffusion/unet.py")
+                   help="shuffle: the CPU-shaped net (nets/shufflenet.py); unet: nets/unet.py")
     p.add_argument("--t-max", type=float, default=None,
                    help="largest trained timestep, stored in the config (default 400 for IRM, 100 for TEM)")
     p.add_argument("--loss", choices=LOSSES, default="x0-l1")
@@ -174,122 +171,113 @@ def batches(loader):
         yield from loader
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- the trainer
+class DiffusionTrainer(Trainer):
+    """One DiffBFR network (irm64, irm128 or tem128) for loop.run."""
+
+    def __init__(self, args, device: torch.device):
+        self.args, self.device, self.name = args, device, args.model
+        self.cuda = device.type == "cuda"
+        self.bf16 = self.cuda or args.bf16
+
+        # data: a fixed held-out slice of the pack, never trained on
+        pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
+        self.train_idx, self.val_idx = holdout(pack.names)
+        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop)
+        self.val = stacked(PairDataset(pack, args.model, VAL_SEED, self.val_idx, fixed=True))
+        log(f"{args.pack}: {len(self.train_idx)} training faces, {len(self.val_idx)} held out for validation")
+
+        # model, EMA, optimizer
+        overrides = {"t_max": args.t_max, **(SHUFFLE_OVERRIDES[args.model] if args.arch == "shuffle" else {})}
+        if args.tiny:
+            overrides.update(TINY_OVERRIDES)
+            if args.arch == "shuffle":
+                overrides["channel_mults"] = (1, 2)
+        if args.base_channels:
+            overrides["base_channels"] = args.base_channels
+        torch.manual_seed(args.seed)
+        self.model = build(args.model, **overrides)
+        self.config = self.model.config.to_dict()
+        self.ema = network(UNetConfig.from_dict(self.config))
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                                     betas=(0.9, 0.99))
+        self.t_gen = torch.Generator().manual_seed(args.seed)
+        # initialisation (loop.run): exactly what --init-from says (resume restores model, EMA, AdamW, RNGs)
+        self.modules, self.optimizers = {"model": self.model, "ema": self.ema}, {"opt": self.opt}
+        self.generators = {"t": self.t_gen}
+        self.train_loss = None
+        self.loss_n = 0
+
+    def started(self, step: int, start: dict) -> None:
+        args, device = self.args, self.device
+        self.model.to(device)
+        self.ema.to(device)
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.fwd = torch.compile(self.model) if args.compile else self.model
+        # data order restarts from (seed, step) on resume: a fresh shuffle, not a replay
+        loader = torch.utils.data.DataLoader(self.pairs, batch_size=args.batch, shuffle=True, drop_last=True,
+                                             num_workers=args.workers, persistent_workers=args.workers > 0,
+                                             generator=torch.Generator().manual_seed(args.seed * 100003 + step),
+                                             pin_memory=self.cuda)
+        self.data = batches(loader)
+        self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
+
+    def describe(self) -> str:
+        a = self.args
+        return (f"{a.model}: {param_count(self.model) / 1e6:.2f} M params ({a.arch}), batch {a.batch}, crop {a.crop}, "
+                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, bf16 {self.bf16}, "
+                f"device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup} decay {a.decay_steps}")
+
+    def evaluate(self) -> dict[str, float]:
+        return val_metrics({"ema": self.ema, "raw": self.model}, self.val, self.device, self.args, self.bf16)
+
+    def val_line(self, v: dict) -> str:
+        return "val " + " ".join(f"{k[4:]} {x:.4f}" if "psnr" not in k else f"{k[4:]} {x:.2f}" for k, x in v.items())
+
+    def train_step(self, step: int, lr: float) -> int:
+        device = self.device
+        batch = [b.to(device, non_blocking=True) for b in next(self.data)]
+        if batch[1].shape[1] == 0:
+            batch[1] = None
+        if self.cuda:
+            batch[0] = batch[0].contiguous(memory_format=torch.channels_last)
+        set_lr(self.opt, lr)
+        t = sample_t(batch[0].shape[0], self.args.t_max, self.t_gen).to(device)
+        self.loss_sum += train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args,
+                                    self.t_gen, bf16=self.bf16)
+        self.loss_n += 1
+        return batch[0].shape[0]
+
+    def progress(self, step, lr, meter, clock):
+        self.train_loss, self.loss_sum, self.loss_n = self.loss_sum.item() / self.loss_n, self.loss_sum.zero_(), 0
+        ips = meter.window_rate()
+        return ({"step": step, "loss": round(self.train_loss, 5), "lr": lr, "img_per_s": round(ips, 1)},
+                f"step {step} loss {self.train_loss:.4f} lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
+
+    def finish(self) -> None:
+        if self.loss_n:
+            self.train_loss = self.loss_sum.item() / self.loss_n
+
+    def record(self, wall: float, meter) -> dict:
+        a = self.args
+        return {"model": a.model, "config": self.config, "batch": a.batch, "img_per_s_this_run": round(meter.rate, 2),
+                "train_loss": self.train_loss, "loss": a.loss, "lq_start": a.lq_start, "crop": a.crop,
+                "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max], "val_faces": len(self.val_idx),
+                "train_faces": len(self.train_idx), "pack": str(a.pack), "params": param_count(self.model)}
+
+    def export(self, meta: dict) -> str:
+        out = export(self.ema.cpu(), Path(self.args.export) / f"{self.args.model}.safetensors", self.config, self.args,
+                     meta)
+        return f"exported EMA weights to {out}"
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup_device(args)
-    cuda = device.type == "cuda"
-    bf16 = cuda or args.bf16
-    run_dir = Path(args.run_dir or f"runs/{args.model}")
-
-    # data: a fixed held-out slice of the pack, never trained on
-    pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
-    train_idx, val_idx = holdout(pack.names)
-    pairs = PairDataset(pack, args.model, args.seed, train_idx, crop=args.crop)
-    val = stacked(PairDataset(pack, args.model, VAL_SEED, val_idx, fixed=True))
-    log(f"{args.pack}: {len(train_idx)} training faces, {len(val_idx)} held out for validation")
-
-    # model, EMA, optimizer
-    overrides = {"t_max": args.t_max, **(SHUFFLE_OVERRIDES[args.model] if args.arch == "shuffle" else {})}
-    if args.tiny:
-        overrides.update(TINY_OVERRIDES)
-        if args.arch == "shuffle":
-            overrides["channel_mults"] = (1, 2)
-    if args.base_channels:
-        overrides["base_channels"] = args.base_channels
-    torch.manual_seed(args.seed)
-    model = build(args.model, **overrides)
-    config = model.config.to_dict()
-    ema = network(UNetConfig.from_dict(config))
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
-    t_gen = torch.Generator().manual_seed(args.seed)
-
-    # initialisation: exactly what --init-from says (resume restores model, EMA, AdamW, RNGs)
-    step, start = init_from(args, run_dir, {"model": model, "ema": ema}, {"opt": opt}, config,
-                            generators={"t": t_gen})
-    log(f"{args.model}: --init-from {args.init_from} -> step {step} "
-        f"(before: {start['prior_steps']} steps, {start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
-    model.to(device)
-    ema.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    fwd = torch.compile(model) if args.compile else model
-
-    # data order restarts from (seed, step) on resume: a fresh shuffle, not a replay
-    loader = torch.utils.data.DataLoader(pairs, batch_size=args.batch, shuffle=True, drop_last=True,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0,
-                                         generator=torch.Generator().manual_seed(args.seed * 100003 + step),
-                                         pin_memory=cuda)
-    validator = Validator(args.val_every, lambda: val_metrics({"ema": ema, "raw": model}, val, device, args, bf16),
-                          start.get("val_history", []))
-    history = list(start.get("history", []))
-    max_steps = args.max_steps if args.max_steps is not None else float("inf")
-    log(f"{args.model}: {param_count(model) / 1e6:.2f} M params ({args.arch}), batch {args.batch}, crop {args.crop}, "
-        f"t <= {args.t_max:g}, loss {args.loss}, lq-start {args.lq_start}, bf16 {bf16}, device {device_name(device)}, "
-        f"lr {args.lr} warm-up {args.warmup} decay {args.decay_steps}")
-
-    def run_meta(final: bool) -> dict:
-        wall = clock.elapsed
-        meta = {
-            "model": args.model, "config": config, "batch": args.batch, "img_per_s_this_run": round(meter.rate, 2),
-            "train_loss": train_loss, "loss": args.loss, "lq_start": args.lq_start, "crop": args.crop,
-            "t_max": args.t_max, "val_t": [t for t in VAL_T if t <= args.t_max], "val_faces": len(val_idx),
-            "train_faces": len(train_idx), "pack": str(args.pack), "params": param_count(model), "lr_last": lr,
-            **run_record(step, start, wall, device, validator),
-        }
-        return meta if final else {**meta, "history": history}
-
-    def val_line(v: dict) -> str:
-        return " ".join(f"{k[4:]} {x:.4f}" if "psnr" not in k else f"{k[4:]} {x:.2f}" for k, x in v.items())
-
-    # loop
-    clock, meter = Clock(args.minutes, args.save_every_min), Meter()
-    data = batches(loader)
-    lr, train_loss = lr_at(step, args), None
-    loss_sum, loss_n = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-    while step < max_steps and not clock.out_of_time():
-        batch = [b.to(device, non_blocking=True) for b in next(data)]
-        if batch[1].shape[1] == 0:
-            batch[1] = None
-        if cuda:
-            batch[0] = batch[0].contiguous(memory_format=torch.channels_last)
-        lr = lr_at(step, args)
-        set_lr(opt, lr)
-        t = sample_t(batch[0].shape[0], args.t_max, t_gen).to(device)
-        loss_sum += train_step(fwd, model, opt, batch, t, torch.randn_like(batch[0]), args, t_gen, bf16=bf16)
-        loss_n += 1
-        step += 1
-        ema_update(ema, model, args.ema, step)
-        meter.tick(batch[0].shape[0])
-        if step % args.log_every == 0 or loss_n == 1 and step == 1:
-            train_loss, loss_sum, loss_n = loss_sum.item() / loss_n, loss_sum.zero_(), 0
-            ips = meter.window_rate()
-            history.append({"step": step, "loss": round(train_loss, 5), "lr": lr, "img_per_s": round(ips, 1)})
-            log(f"step {step} loss {train_loss:.4f} lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
-        if validator.due(step):
-            log(f"step {step} val " + val_line(validator(step)))
-            meter.pause()
-        if clock.save_due():
-            save_state(run_dir, step, {"model": model, "ema": ema}, {"opt": opt}, {**run_meta(False), "args": vars(args)},
-                       generators={"t": t_gen})
-            meter.pause()
-
-    # the end: the last losses, a final validation, the resume state, the shipped EMA weights
-    if loss_n:
-        train_loss = loss_sum.item() / loss_n
-    if not validator.history or validator.history[-1]["step"] != step:
-        log(f"step {step} val " + val_line(validator(step)))
-    if args.decay_steps and step < args.warmup + args.decay_steps:
-        log(f"note: stopped at step {step}, before the cosine decay ended (step {args.warmup + args.decay_steps})")
-    meta = run_meta(True)
-    save_state(run_dir, step, {"model": model, "ema": ema}, {"opt": opt}, {**meta, "history": history, "args": vars(args)},
-               generators={"t": t_gen})
-    out = export(ema.cpu(), Path(args.export) / f"{args.model}.safetensors", config, args, meta)
-    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
-    log(f"exported EMA weights to {out}")
-    return meta
+    return run(DiffusionTrainer(args, device), args, device, Path(args.run_dir or f"runs/{args.model}"))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,20 @@ that depend on how degraded the input is (the DRE vector): a clean input should 
 ruined one replaced by the prior.  `prior_shift` lets the user move that balance at inference.
 
 PaniniNet = DRE (degradation vector) + Encoder (features + W+) + Generator (prior) + DAFI.
-The generator is trained first on its own (prior.py) and loaded with `from_parts`; the DRE is
-trained separately (dre.py, another module) and is frozen here by default, as in the paper.
+The generator is trained first on its own (panini_prior.py) and loaded with `from_parts`; the DRE is
+trained separately (panini_dre.py, another module) and is frozen here by default, as in the paper.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .encoder import TINY_ENCODER, Encoder, EncoderConfig
-from .prior import TINY_GENERATOR, Generator, GeneratorConfig, _lists, _tuples
+from .panini_encoder import TINY_ENCODER, Encoder, EncoderConfig
+from .config import ConfigMixin
+from .panini_dre import DRE, DREConfig
+from .panini_prior import TINY_GENERATOR, Generator, GeneratorConfig
 
 
 class DAFIBlock(nn.Module):
@@ -53,7 +55,7 @@ class DAFIBlock(nn.Module):
 
 
 @dataclass
-class PaniniConfig:
+class PaniniConfig(ConfigMixin):
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     dre_dim: int = 256
@@ -61,18 +63,6 @@ class PaniniConfig:
     dafi_resolutions: tuple[int, ...] = (4, 8, 16, 32, 64)
     freeze_dre: bool = True  # the DRE is pre-trained (contrastive) and kept fixed, as in the paper
     name: str = "panini"
-
-    def to_dict(self) -> dict:
-        d = {f.name: _lists(getattr(self, f.name)) for f in fields(self)}
-        d["generator"], d["encoder"] = self.generator.to_dict(), self.encoder.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PaniniConfig":
-        names = {f.name for f in fields(cls)}
-        kw = {k: _tuples(v) for k, v in d.items() if k in names and k not in ("generator", "encoder")}
-        return cls(generator=GeneratorConfig.from_dict(d["generator"]),
-                   encoder=EncoderConfig.from_dict(d["encoder"]), **kw)
 
     @classmethod
     def for_generator(cls, g: GeneratorConfig, **kw) -> "PaniniConfig":
@@ -155,8 +145,54 @@ class PaniniNet(nn.Module):
         image = self.generator.synthesis(ws, noise_mode=noise_mode, noise=noise, feature_hook=hook)
         return {"image": image, "masks": masks, "ws": ws, "degradation": deg}
 
-    @staticmethod
-    def mask_means(masks: dict) -> dict[int, float]:
-        """{res: mean share of the prior over channels and batch} (the app shows it per face:
-        methods.panini.prior_shares)."""
-        return {r: float(m.detach().float().mean()) for r, m in sorted(masks.items())}
+
+# ---------------------------------------------------------------- the shipped parts
+# Weights ship as one file per part, each well under 16 MiB in fp16; `dafi.json` carries the
+# assembly config (PaniniConfig + the DRE's config) that says how the parts fit together.
+PARTS = ("generator", "encoder", "dafi", "dre")
+
+
+class DAFIBlocks(nn.Module):
+    """The `dafi` part: PaniniNet's DAFI blocks, with the configs that wire the four parts."""
+
+    def __init__(self, config: PaniniConfig, dre_config: DREConfig, blocks: nn.ModuleDict | None = None):
+        super().__init__()
+        self.config, self.dre_config = config, dre_config
+        self.blocks = blocks if blocks is not None else nn.ModuleDict(
+            {str(r): DAFIBlock(config.generator.channels_at(r), config.dre_dim, config.dafi_hidden)
+             for r in config.dafi_resolutions})
+
+
+
+def assembly_config(config: PaniniConfig, dre_config: DREConfig) -> dict:
+    """What dafi.json holds (and the restoration trainer's config): the PaniniConfig plus the
+    DRE's config under "dre" (PaniniConfig.from_dict ignores that key)."""
+    return {**config.to_dict(), "dre": dre_config.to_dict()}
+
+
+def split(net: PaniniNet) -> dict[str, tuple[nn.Module, dict]]:
+    """part name -> (module sharing the net's tensors, the config stored beside its file)."""
+    if not isinstance(net.dre, DRE):
+        raise TypeError(f"a shipped PaniniNet has a diffbfr.nets.panini_dre.DRE, not {type(net.dre).__name__}")
+    cfg = net.config
+    dafi = DAFIBlocks(cfg, net.dre.config, net.dafi)
+    return {"generator": (net.generator, cfg.generator.to_dict()), "encoder": (net.encoder, cfg.encoder.to_dict()),
+            "dafi": (dafi, assembly_config(cfg, net.dre.config)), "dre": (net.dre, net.dre.config.to_dict())}
+
+
+def assemble(parts: dict[str, nn.Module]) -> PaniniNet:
+    """One PaniniNet made of the given parts (their tensors, not copies), in eval mode."""
+    gen, enc, dafi, dre = (parts[name] for name in PARTS)
+    if not (isinstance(gen, Generator) and isinstance(enc, Encoder) and isinstance(dafi, DAFIBlocks)
+            and isinstance(dre, DRE)):
+        raise TypeError("Panini-Net parts must be a Generator, an Encoder, DAFIBlocks and a DRE")
+    cfg = dafi.config
+    for name, have, want in (("generator", gen.config, cfg.generator), ("encoder", enc.config, cfg.encoder),
+                             ("dre", dre.config, dafi.dre_config)):
+        if have != want:
+            raise ValueError(f"the {name} part does not fit the DAFI blocks: it has {have}, dafi.json expects {want}")
+    # PaniniNet builds its own encoder and generator; they are replaced by the parts at once
+    # (a one-off ~0.2 s at full size: why methods.base.Model keeps the result)
+    net = PaniniNet(cfg, dre)
+    net.generator, net.encoder, net.dafi = gen, enc, dafi.blocks
+    return net.eval()

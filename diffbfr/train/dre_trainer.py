@@ -1,5 +1,5 @@
 """Pretrain Panini-Net's degradation representation encoder (DRE) by contrast.  The shipped CPU run:
-    python -m diffbfr.train.dre --minutes 30 --threads 2 --warmup 100 --decay-steps 1200 --momentum 0.99 --queue 1024
+    python -m diffbfr.train dre --minutes 30 --threads 2 --warmup 100 --decay-steps 1200 --momentum 0.99 --queue 1024
 (add --init-from scratch | resume | PATH; the same trainer is python -m diffbfr.train dre ...)
 
 Reads top to bottom: arguments -> faces (UTKFace train split, or a pack) split into train /
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -43,12 +42,10 @@ import torch
 import torch.nn.functional as F
 
 from ..frame import FRAME, to_batch
-from ..panini.dre import TINY, DREConfig, MoCo
+from ..nets.panini_dre import TINY, DREConfig, MoCo
 from .data import PackDataset, iter_faces
 from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
-from .loop import (Clock, Validator, add_run_args, device_name, export, holdout, log, lr_at, run_record, set_lr,
-                   setup_device)
-from .run_state import init_from, save_state
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
 
 NAME = "dre"
 CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)
@@ -204,101 +201,101 @@ def val_metrics(moco: MoCo, xq: torch.Tensor, xk: torch.Tensor, device: torch.de
             "val_loss": F.cross_entropy(hq @ hk.T / moco.temperature, labels).item()}
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- the trainer
+class DRETrainer(Trainer):
+    """The contrastive DRE pretraining for loop.run. No EMA: the key encoder is the momentum
+    copy, and the query encoder is shipped."""
+
+    name = NAME
+    warm_start = ("encoder_q", "encoder_k")
+    log_first_step = False
+
+    def __init__(self, args, device: torch.device):
+        self.args, self.device = args, device
+        self.cuda = device.type == "cuda"
+        # data: every face in memory (5,000 x 48 KiB); a fixed held-out slice never trained on
+        names, faces = load_faces(args)
+        self.train_idx, self.val_idx = holdout(names)
+        self.val_q, self.val_k = val_set(faces, self.val_idx)
+        self.sampler = PairSampler(faces, self.train_idx, args.crop, share_noise=args.share_noise)
+        log(f"{len(self.train_idx)} training faces, {len(self.val_idx)} held out ({len(self.val_q)} validation pairs)")
+
+        # model and optimizer: only the query side learns; the key side follows by momentum
+        torch.manual_seed(args.seed)
+        cfg = TINY if args.tiny else DREConfig()
+        self.config = cfg.to_dict()
+        self.moco = MoCo(cfg, queue_size=args.queue, momentum=args.momentum, temperature=args.temperature)
+        self.opt = torch.optim.Adam(self.moco.query_parameters(), lr=args.lr)
+        self.modules, self.optimizers = self.moco.parts(), {"opt": self.opt}
+        self.loss_avg = self.top1_avg = self.sim_avg = None
+        self.seen, self.window_t, self.window_n = 0, 0.0, 0
+
+    def started(self, step: int, start: dict) -> None:
+        args = self.args
+        self.moco.to(self.device)
+        if self.cuda:
+            self.moco.to(memory_format=torch.channels_last)
+        self.params = sum(p.numel() for p in self.moco.encoder_q.parameters())
+        loader = torch.utils.data.DataLoader(PairBatches(self.sampler, args.batch, args.seed, step), batch_size=None,
+                                             num_workers=args.workers, persistent_workers=args.workers > 0,
+                                             pin_memory=self.cuda)
+        self.data = iter(loader)  # endless; the budget or --max-steps ends training
+
+    def describe(self) -> str:
+        a = self.args
+        return (f"{NAME}: {self.params / 1e6:.3f} M params (query encoder), batch {a.batch} pairs of {a.crop} px crops, "
+                f"queue {a.queue}, device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup}")
+
+    def evaluate(self) -> dict[str, float]:
+        return val_metrics(self.moco, self.val_q, self.val_k, self.device, bf16=self.cuda)
+
+    def val_line(self, v: dict) -> str:
+        return f"val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}"
+
+    def train_step(self, step: int, lr: float) -> int:
+        b = next(self.data)
+        xq, xk = b["query"].to(self.device, non_blocking=True), b["key"].to(self.device, non_blocking=True)
+        if self.cuda:
+            xq, xk = (x.contiguous(memory_format=torch.channels_last) for x in (xq, xk))
+        set_lr(self.opt, lr)
+        out = train_step(self.moco, self.opt, xq, xk, bf16=self.cuda)
+        loss, top1, q_sim = out["loss"].item(), out["top1"].item(), out["q_sim"].item()
+        self.loss_avg = loss if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss
+        self.top1_avg = top1 if self.top1_avg is None else 0.95 * self.top1_avg + 0.05 * top1
+        self.sim_avg = q_sim if self.sim_avg is None else 0.95 * self.sim_avg + 0.05 * q_sim
+        self.seen += len(xq)
+        self.window_n += len(xq)
+        return len(xq)
+
+    def progress(self, step, lr, meter, clock):
+        pps = self.window_n / max(clock.elapsed - self.window_t, 1e-9)
+        self.window_t, self.window_n = clock.elapsed, 0
+        return ({"step": step, "loss": round(self.loss_avg, 4), "top1": round(self.top1_avg, 4),
+                 "q_sim": round(self.sim_avg, 4), "lr": lr, "pairs_per_s": round(pps, 2)},
+                f"step {step} loss {self.loss_avg:.4f} top1 {self.top1_avg:.3f} q_sim {self.sim_avg:.3f} lr {lr:.2e} "
+                f"{pps:.1f} pairs/s {clock.elapsed / 60:.1f} min")
+
+    def record(self, wall: float, meter) -> dict:
+        a = self.args
+        return {"model": NAME, "config": self.config, "batch": a.batch, "crop": a.crop, "queue": a.queue,
+                "temperature": a.temperature, "momentum": a.momentum, "share_noise": a.share_noise,
+                "pairs_per_s_this_run": round(self.seen / max(wall, 1e-9), 2),
+                "train_loss_ema": self.loss_avg, "train_top1_ema": self.top1_avg, "train_q_sim_ema": self.sim_avg,
+                "val_pairs": len(self.val_q), "val_faces": len(self.val_idx), "train_faces": len(self.train_idx),
+                "data": str(a.pack or f"utkface train, min_sharpness {a.min_sharpness}, limit {a.limit}"),
+                "params": self.params}
+
+    def export(self, meta: dict) -> str:
+        # the query encoder (no head) is the shipped DRE
+        out = export(self.moco.encoder_q.cpu(), Path(self.args.export) / f"{NAME}.safetensors", self.config,
+                     self.args, meta)
+        return f"exported the query encoder to {out}"
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup_device(args)
-    cuda = device.type == "cuda"
-    run_dir = Path(args.run_dir or f"runs/{NAME}")
-
-    # data: every face in memory (5,000 x 48 KiB); a fixed held-out slice never trained on
-    names, faces = load_faces(args)
-    train_idx, val_idx = holdout(names)
-    val_q, val_k = val_set(faces, val_idx)
-    sampler = PairSampler(faces, train_idx, args.crop, share_noise=args.share_noise)
-    log(f"{len(train_idx)} training faces, {len(val_idx)} held out ({len(val_q)} validation pairs)")
-
-    # model and optimizer: only the query side learns; the key side follows by momentum
-    torch.manual_seed(args.seed)
-    cfg = TINY if args.tiny else DREConfig()
-    config = cfg.to_dict()
-    moco = MoCo(cfg, queue_size=args.queue, momentum=args.momentum, temperature=args.temperature)
-    opt = torch.optim.Adam(moco.query_parameters(), lr=args.lr)
-    parts = moco.parts()
-    step, start = init_from(args, run_dir, parts, {"opt": opt}, config, warm_start=("encoder_q", "encoder_k"))
-    log(f"{NAME}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
-        f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
-    moco.to(device)
-    if cuda:
-        moco.to(memory_format=torch.channels_last)
-    params = sum(p.numel() for p in moco.encoder_q.parameters())
-
-    loader = torch.utils.data.DataLoader(PairBatches(sampler, args.batch, args.seed, step), batch_size=None,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0,
-                                         pin_memory=cuda)
-    validator = Validator(args.val_every, lambda: val_metrics(moco, val_q, val_k, device, bf16=cuda),
-                          start.get("val_history", []))
-    history = list(start.get("history", []))
-    max_steps = args.max_steps if args.max_steps is not None else float("inf")
-    log(f"{NAME}: {params / 1e6:.3f} M params (query encoder), batch {args.batch} pairs of {args.crop} px crops, "
-        f"queue {args.queue}, device {device_name(device)}, lr {args.lr} warm-up {args.warmup}")
-
-    def run_meta(final: bool) -> dict:
-        wall = clock.elapsed
-        meta = {
-            "model": NAME, "config": config, "batch": args.batch, "crop": args.crop, "queue": args.queue,
-            "temperature": args.temperature, "momentum": args.momentum, "share_noise": args.share_noise,
-            "pairs_per_s_this_run": round(seen / max(wall, 1e-9), 2),
-            "train_loss_ema": loss_avg, "train_top1_ema": top1_avg, "train_q_sim_ema": sim_avg,
-            "val_pairs": len(val_q), "val_faces": len(val_idx), "train_faces": len(train_idx),
-            "data": str(args.pack or f"utkface train, min_sharpness {args.min_sharpness}, limit {args.limit}"),
-            "params": params, "lr_last": lr, **run_record(step, start, wall, device, validator),
-        }
-        return meta if final else {**meta, "history": history}
-
-    # loop
-    clock = Clock(args.minutes, args.save_every_min)
-    data = iter(loader)  # endless; the budget or --max-steps ends training
-    loss_avg = top1_avg = sim_avg = None
-    seen, lr, window_t, window_n = 0, lr_at(step, args), clock.elapsed, 0
-    while step < max_steps and not clock.out_of_time():
-        b = next(data)
-        xq, xk = b["query"].to(device, non_blocking=True), b["key"].to(device, non_blocking=True)
-        if cuda:
-            xq, xk = (x.contiguous(memory_format=torch.channels_last) for x in (xq, xk))
-        lr = lr_at(step, args)
-        set_lr(opt, lr)
-        out = train_step(moco, opt, xq, xk, bf16=cuda)
-        step += 1
-        loss, top1, q_sim = out["loss"].item(), out["top1"].item(), out["q_sim"].item()
-        loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
-        top1_avg = top1 if top1_avg is None else 0.95 * top1_avg + 0.05 * top1
-        sim_avg = q_sim if sim_avg is None else 0.95 * sim_avg + 0.05 * q_sim
-        seen += len(xq)
-        window_n += len(xq)
-        if step % args.log_every == 0:
-            pps = window_n / max(clock.elapsed - window_t, 1e-9)
-            window_t, window_n = clock.elapsed, 0
-            history.append({"step": step, "loss": round(loss_avg, 4), "top1": round(top1_avg, 4),
-                            "q_sim": round(sim_avg, 4), "lr": lr, "pairs_per_s": round(pps, 2)})
-            log(f"step {step} loss {loss_avg:.4f} top1 {top1_avg:.3f} q_sim {sim_avg:.3f} lr {lr:.2e} "
-                f"{pps:.1f} pairs/s {clock.elapsed / 60:.1f} min")
-        if validator.due(step):
-            v = validator(step)
-            log(f"step {step} val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}")
-        if clock.save_due():
-            save_state(run_dir, step, parts, {"opt": opt}, {**run_meta(False), "args": vars(args)})
-
-    # the end: final validation, resume state, the query encoder (no head) as the shipped DRE
-    if not validator.history or validator.history[-1]["step"] != step:
-        v = validator(step)
-        log(f"step {step} val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}")
-    meta = run_meta(True)
-    save_state(run_dir, step, parts, {"opt": opt}, {**meta, "history": history, "args": vars(args)})
-    out = export(moco.encoder_q.cpu(), Path(args.export) / f"{NAME}.safetensors", config, args, meta)
-    log(json.dumps({k: v for k, v in meta.items() if k not in ("config", "val_history")}))
-    log(f"exported the query encoder to {out}")
-    return meta
+    return run(DRETrainer(args, device), args, device, Path(args.run_dir or f"runs/{NAME}"))
 
 
 if __name__ == "__main__":

@@ -111,9 +111,6 @@ class AppFiles:
             total -= size
         self.bytes_estimate = total
 
-    def folder_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.outdir.rglob("*") if f.is_file())
-
     def discard_upload(self, path: str | None, grace: bool = False) -> None:
         """Delete an upload's file (and its folder) once it is no longer needed. grace: the
         API's uploads are stored by content hash, so concurrent requests with identical bytes

@@ -1,4 +1,4 @@
-"""Does the DRE encode the degradation and not the face?  python -m bench.dre [--limit 100]
+"""Does the DRE encode the degradation and not the face?  python -m bench.dre_retrieval [--limit 100]
 
 Held-out UTKFace `test` faces (never trained on; sharpness >= --min-sharpness, first --limit by
 name, 128 px) are each degraded under CONDITIONS: clean, the three evaluation LEVELS
@@ -37,10 +37,10 @@ import torch  # noqa: E402
 
 from bench.common import face_seed, markdown_table  # noqa: E402
 from diffbfr.frame import FRAME  # noqa: E402
-from diffbfr.panini.dre import DRE, TINY, DREConfig, load_dre  # noqa: E402
+from diffbfr.nets.panini_dre import DRE, TINY, DREConfig, load_dre  # noqa: E402
 from diffbfr.train.data import iter_faces  # noqa: E402
 from diffbfr.train.degrade import LEVELS, DegradeParams, apply_params, fixed_params  # noqa: E402
-from diffbfr.train.estimator import dre_features  # noqa: E402
+from diffbfr.train.estimator_trainer import dre_features  # noqa: E402
 
 FACTORS = {  # factor -> strengths (sigmas in px of the 128 px frame, noise in grey levels)
     "blur": (0.8, 1.6, 2.4),

@@ -1,6 +1,6 @@
 """A diffusion UNet shaped for a 2-core CPU (config arch="shuffle").
 
-Where the CPU's time goes in diffbfr/diffusion/unet.py: full-resolution 3x3 convolutions and
+Where the CPU's time goes in diffbfr/nets/unet.py: full-resolution 3x3 convolutions and
 GroupNorm. This net works at half resolution from the start: pixel-unshuffle x2 folds each 2x2
 block of pixels into channels (lossless), the levels run at 1/2, 1/4, 1/8 ... of the image, and
 pixel-shuffle unfolds the output. Its residual blocks have no normalisation (the residual branch

@@ -2,14 +2,14 @@
 
 DRE: six 3x3 convolutions with BatchNorm + LeakyReLU(0.1) (widths 64, 64, 128/s2, 128,
 256/s2, 256), global average pool -> one 256-d vector per face that describes *how* the face
-is degraded (blur, resolution, noise, JPEG), not *whose* face it is.  DAFI (dafi.py) reads it
+is degraded (blur, resolution, noise, JPEG), not *whose* face it is.  DAFI (panini_dafi.py) reads it
 to decide, channel by channel, how much to trust the LQ input against the GAN prior.
 
 Pretraining (DASR's recipe, Wang et al. CVPR 2021, as adapted by Panini-Net): MoCo with a
 query encoder + MLP head, a key encoder + head that follows it by momentum, a queue of past
 normalised keys as negatives, and InfoNCE.  Panini-Net's change is the positive pair: two
 *different* faces degraded with the *same* parameters (the sampler is in
-diffbfr/train/dre.py), so the only thing a query shares with its positive is the degradation.
+diffbfr/train/dre_trainer.py), so the only thing a query shares with its positive is the degradation.
 Only the query encoder is shipped; the heads and the key encoder exist for training.
 
 The global average pool makes the encoder size-agnostic: it is trained on crops (48 px by
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_into, read_config, save_module
-from .prior import ConfigMixin
+from .config import ConfigMixin
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The GAN prior of Panini-Net: a narrow StyleGAN2-style generator and residual discriminator
 at the 128 px face frame, plus the adversarial loss helpers.
 
-The prior is trained first, unconditionally, on clean faces; PaniniNet (dafi.py) then
+The prior is trained first, unconditionally, on clean faces; PaniniNet (panini_dafi.py) then
 fine-tunes the generator with an encoder supplying W+ latents and DAFI blocks replacing its
 feature maps at 4..64 px (through `Synthesis.forward(..., feature_hook=...)`).
 
@@ -13,11 +13,13 @@ learning rate suits every layer.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import ConfigMixin
 
 SQRT2 = math.sqrt(2.0)
 NOISE_MODES = ("const", "random", "none")
@@ -25,28 +27,6 @@ R1_INTERVAL = 16  # lazy R1: apply r1_penalty every 16 D steps, weighted by gamm
 
 
 # ---------------------------------------------------------------- configs
-
-def _tuples(v):
-    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-
-def _lists(v):
-    return [_lists(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
-class ConfigMixin:
-    """to_dict/from_dict for flat dataclass configs, shared by the panini networks: tuples
-    become lists (so the dict is exactly what JSON returns) and come back as tuples; keys the
-    class does not know are ignored so old JSON files still load."""
-
-    def to_dict(self) -> dict:
-        return {k: _lists(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: _tuples(v) for k, v in d.items() if k in names})
-
 
 @dataclass
 class GeneratorConfig(ConfigMixin):

@@ -1,0 +1,14 @@
+"""Every network of the project and its config, in one folder:
+
+    config.py          ConfigMixin: the one to_dict / from_dict round-trip every config uses
+    unet.py            the diffusion UNet of DiffBFR (irm64, irm128, tem128): UNetConfig, build, load_unet
+    shufflenet.py      the CPU-shaped variant of the same network (arch "shuffle")
+    panini_prior.py    Panini-Net's GAN prior: StyleGAN2-style generator, discriminator, losses
+    panini_encoder.py  Panini-Net's LQ encoder (features + W+ latents)
+    panini_dre.py      Panini-Net's degradation representation encoder (DRE) and its MoCo pretraining
+    panini_dafi.py     DAFI blocks, the assembled PaniniNet, and its four shipped parts (split / assemble)
+    estimator.py       Auto's degradation estimator network and its file format
+
+The diffusion process (schedule, samplers) is diffbfr/diffusion/; what runs the networks on
+faces is diffbfr/methods/; what trains them is diffbfr/train/.
+"""
