@@ -2,12 +2,8 @@
 import os
 import tempfile
 
-# OpenMP threads that spin while other processes hold the cores made torch tests ~40x slower
-# on a busy 2-core machine; passive waiting costs nothing when the machine is idle.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-import cv2  # noqa: E402 (the environment must be set before torch loads)
+import diffbfr  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads)
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -15,10 +15,7 @@ import os
 import statistics
 import time
 
-# before torch loads OpenMP: spinning worker threads make every op ~100x slower when other
-# processes hold the cores (as on the shared 2-core machine); passive waiting costs nothing idle
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+import diffbfr  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
