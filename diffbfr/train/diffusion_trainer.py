@@ -138,7 +138,7 @@ def val_metrics(nets: dict, val, device, args, bf16: bool = False) -> dict[str, 
     chunks = [(s, s + args.batch) for s in range(0, len(x0), args.batch)]
     for k, tv in enumerate(times):
         for lo, hi in chunks:
-            xb, sb = x0[lo:hi].to(device), start[lo:hi].to(device)
+            xb = x0[lo:hi].to(device)
             noise = torch.randn(xb.shape, generator=gen).to(device)
             cb = cond[lo:hi].to(device) if cond is not None else None
             t = torch.full((len(xb),), tv, device=device)
