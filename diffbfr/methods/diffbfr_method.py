@@ -24,7 +24,7 @@ from ..diffusion.samplers import truncated_sample
 from ..diffusion.schedule import T
 from ..nets.unet import TINY_OVERRIDES, build, load_unet
 from ..frame import FRAME, HALF_FRAME, resize_square, to_batch, to_images
-from ..settings import clamp_value, knob, knob_of
+from ..settings import clamp_value, knob, knob_of, value_range
 from .base import INPUT, Method, Model, SimpleControl, Stage
 
 
@@ -131,7 +131,7 @@ def fidelity_to_detail(position: float, limits: dict | None = None) -> dict:
     out = {}
     for name, end in DETAIL_END.items():
         k = knob_of(DiffBFRSettings, name)
-        end = min(end, (limits or {}).get(name, (k.lo, k.hi))[1])
+        end = min(end, value_range(k, limits)[1])
         v = k.default * d / 0.25 if d <= 0.25 else k.default + (end - k.default) * (d - 0.25) / 0.75
         out[name] = clamp_value(k, round(v, 1), limits)
     return out
