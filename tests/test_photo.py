@@ -54,6 +54,12 @@ def test_seeds_and_skipped_stages(model):
     assert np.array_equal(a.result, b.result) and not np.array_equal(a["irm64"], c["irm64"])
     off = restore_face(model, FACE, DiffBFRSettings(irm_start=0, irm2_start=0, tem_t=0))
     assert np.array_equal(off["tem"], off["irm128"]) and off.nfe == {"irm64": 0, "irm128": 0, "tem": 0}
+    # stage 1 skipped: stage 2 starts from the LQ face at 128 px, not from a 64 px round trip
+    assert np.array_equal(off["irm128"], off["lq"])
+    skip1 = restore_face(model, FACE, replace(FAST, irm_start=0, irm2_start=0))
+    assert np.array_equal(skip1["irm128"], skip1["lq"])
+    assert not np.array_equal(restore_face(model, FACE, replace(FAST, irm_start=10, irm2_start=0))["irm128"],
+                              skip1["lq"])
 
 
 def test_bad_face_is_a_clear_error(model):

@@ -36,7 +36,8 @@ class DiffBFRSettings:
     # TEM cleans more (20: higher PSNR and lower NIQE than 5).
     irm_start: float = knob(200.0, 0, 1000, 10, "IRM start step",
                             "Noise put on the low-quality face before stage 1 (64 px). More noise: "
-                            "more detail is invented, less identity is kept.", advanced=False)
+                            "more detail is invented, less identity is kept. 0 skips stage 1: stage 2 "
+                            "then starts from your face at 128 px.", advanced=False)
     irm2_start: float = knob(100.0, 0, 1000, 10, "IRM stage-2 start step",
                              "Noise put on the upscaled stage-1 face before stage 2 (128 px) refines it. "
                              "Higher lets stage 2 repaint more.", advanced=False)
@@ -88,9 +89,12 @@ def run_irm64(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=No
 
 def run_irm128(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=None) -> list[np.ndarray]:
     """Stage 2: truncated sampling at 128 px from the noised, upsampled stage-1 result,
-    conditioned on it and on the LQ face."""
-    up = to_batch([resize_square(im, FRAME, cv2.INTER_CUBIC) for im in inputs["irm64"]], model.device)
-    cond = torch.cat([up, to_batch(inputs[INPUT], model.device)], dim=1)
+    conditioned on it and on the LQ face. With stage 1 skipped (irm_start 0) it starts from the
+    LQ face itself: a 64 px round trip would throw away the detail a light face still has."""
+    lq = to_batch(inputs[INPUT], model.device)
+    up = lq if s.irm_start <= 0 else to_batch(
+        [resize_square(im, FRAME, cv2.INTER_CUBIC) for im in inputs["irm64"]], model.device)
+    cond = torch.cat([up, lq], dim=1)
     out = truncated_sample(denoiser(model, "irm128", cond), up, s.irm2_start, s.irm128_steps, s.eta,
                            generators(model, seeds, 1), callback)
     return to_images(out)
@@ -146,7 +150,8 @@ DIFFBFR = Method(
         Stage("irm64", "IRM 64", (INPUT,), ("irm_start", "irm64_steps") + _SAMPLING, run_irm64,
               lambda s: s.irm64_steps if s.irm_start > 0 else 0,
               "conditional diffusion at 64 px from the noised LQ face"),
-        Stage("irm128", "IRM 128", (INPUT, "irm64"), ("irm2_start", "irm128_steps") + _SAMPLING, run_irm128,
+        Stage("irm128", "IRM 128", (INPUT, "irm64"), ("irm_start", "irm2_start", "irm128_steps") + _SAMPLING,
+              run_irm128,
               lambda s: s.irm128_steps if s.irm2_start > 0 else 0,
               "conditional diffusion at 128 px from the noised, upsampled stage-1 face"),
         Stage("tem", "TEM", ("irm128",), ("tem_t", "tem_steps") + _SAMPLING, run_tem,

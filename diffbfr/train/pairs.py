@@ -9,10 +9,12 @@ The *start* is the image the app's truncated sampler noises before its first ste
 part of the noisy inputs from it (instead of from the target) teaches the network the input it
 actually meets at the start step; see diffbfr/train/diffusion_trainer.py.
 
-The stage-1 stand-in for irm128 is what stage 1 hands over in the app, somewhere between
-"stage 1 skipped" (Auto does that for light faces: the LQ face at 64 px) and "stage 1 perfect"
-(the HQ face at 64 px): a random blend of the two, bicubically upsampled, plus a little
-Gaussian noise (the cascaded-diffusion "conditioning augmentation").
+The stage-1 stand-in for irm128 is what stage 1 hands over in the app. A quarter of the time it
+is the LQ face itself at 128 px: stage 1 skipped (Auto does that for light faces, and stage 2
+then starts from the LQ face, so that a nearly clean face keeps the detail a 64 px round trip
+would lose). Otherwise it lies between a poor and a perfect stage 1: a random blend of the LQ
+and HQ faces at 64 px, bicubically upsampled. Both get a little Gaussian noise (the
+cascaded-diffusion "conditioning augmentation").
 
 Each training item draws a fresh degradation (and flip, blend, crop) from a generator salted by
 torch's RNG, so every epoch sees new LQ faces; validation items (fixed=True) are seeded by
@@ -40,11 +42,18 @@ def area(img: np.ndarray, size: int) -> np.ndarray:
     return resize_square(img, size, cv2.INTER_AREA)
 
 
+SKIPPED_SHARE = 0.25  # of irm128's stand-ins that are the LQ face itself (stage 1 skipped)
+
+
 def stage1_standin(hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """A stage-1 result as irm128 meets it: blend of LQ and HQ at 64 px, upsampled, noised."""
-    u = float(rng.uniform(0.0, 1.0))
-    coarse = (1 - u) * area(lq, HALF_FRAME).astype(np.float32) + u * area(hq, HALF_FRAME).astype(np.float32)
-    up = chw(resize_square(np.clip(coarse + 0.5, 0, 255).astype(np.uint8), FRAME, cv2.INTER_CUBIC))
+    """A stage-1 result as irm128 meets it: the LQ face (stage 1 skipped) or a blend of LQ and
+    HQ at 64 px, upsampled; noised."""
+    if rng.random() < SKIPPED_SHARE:
+        up = chw(lq)
+    else:
+        u = float(rng.uniform(0.0, 1.0))
+        coarse = (1 - u) * area(lq, HALF_FRAME).astype(np.float32) + u * area(hq, HALF_FRAME).astype(np.float32)
+        up = chw(resize_square(np.clip(coarse + 0.5, 0, 255).astype(np.uint8), FRAME, cv2.INTER_CUBIC))
     sigma = float(rng.uniform(0.0, 0.05))
     return (up + sigma * torch.from_numpy(rng.standard_normal(up.shape).astype(np.float32))).clamp(-1, 1)
 
