@@ -143,6 +143,17 @@ def test_stopped_and_resumed_run_continues(runs):
     assert (runs["tmp"] / "b" / "w" / "irm64.safetensors").read_bytes() != runs["shipped"].read_bytes()
 
 
+def test_snapshot_of_a_run_is_what_the_run_exports(runs, tmp_path):
+    from safetensors.torch import load_file
+    assert train_cli(["snapshot", str(runs["tmp"] / "run"), "--out", str(tmp_path)]) == 0
+    snap, exported = (load_file(str(p)) for p in (tmp_path / "irm64.safetensors",
+                                                  runs["tmp"] / "b" / "w" / "irm64.safetensors"))
+    assert set(snap) == set(exported) and all(torch.equal(snap[k], exported[k]) for k in exported)
+    meta = json.loads((tmp_path / "irm64.json").read_text())
+    assert meta["meta"]["snapshot"]["step"] == 5 and meta["config"] == runs["first_json"]["config"]
+    assert load_unet(tmp_path / "irm64.safetensors") is not None
+
+
 def test_export_stores_every_argument_and_the_validation_loss(runs):
     meta = runs["first_json"]["meta"]
     assert meta["args"] == json.loads(json.dumps(vars(train.parse_args(runs["scratch_argv"]))))

@@ -6,7 +6,7 @@ TRAINERS, with one line saying what it trains.
 """
 import sys
 
-from . import auto_calibration, diffusion_trainer, dre_trainer, estimator_trainer, panini_trainer
+from . import auto_calibration, diffusion_trainer, dre_trainer, estimator_trainer, panini_trainer, snapshot
 from .run_state import InitError
 
 # name -> (main(argv), what it trains / writes)
@@ -18,6 +18,7 @@ TRAINERS = {
     dre_trainer.NAME: (dre_trainer.main, "Panini-Net's degradation encoder, contrastive -> weights/panini/dre.safetensors"),
     estimator_trainer.NAME: (estimator_trainer.main, "Auto's degradation estimator -> weights/estimator/"),
     auto_calibration.NAME: (auto_calibration.main, "Auto's start-step calibration -> weights/diffbfr/auto_calibration.json"),
+    snapshot.NAME: (snapshot.main, "a running (or stopped) run's EMA weights, exported for a mid-run bench"),
 }
 
 
