@@ -435,3 +435,26 @@ def test_intro_is_short_and_the_rest_is_folded(model, tmp_path, monkeypatch):
     about = [b for b in demo.blocks.values() if type(b).__name__ == "Accordion" and "About" in b.label]
     assert len(about) == 1 and about[0].open is False
     assert len(ui_page.INTRO.strip().splitlines()) <= 2
+
+
+def test_sessions_hold_a_key_and_the_photos_are_bounded_in_one_store(handlers, tmp_path):
+    """A tab's State holds no photo (Gradio keeps a closed tab's State for an hour): the decoded
+    photos live in one store, bounded in bytes; a tab whose photo was dropped is told in words."""
+    from ui.session import GONE, UploadStore
+    up = _quiet(handlers.on_image, str(FACE))[0][0]
+    assert up.size == (128, 128) and not any(isinstance(v, np.ndarray) for v in vars(up).values())
+    (up, status, pair, *_), _ = call(handlers.on_restore, up)
+    assert "restored 1 face" in status and pair is not None
+    one = 128 * 128 * 3
+    handlers.app.uploads = store = UploadStore(max_bytes=2 * one)   # room for two photos
+    photos = []
+    for seed in range(3):
+        p = tmp_path / f"p{seed}.png"
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (128, 128, 3), np.uint8)).save(p)
+        photos.append(_quiet(handlers.on_image, str(p))[0][0])
+    assert len(store) == 2 and store.bytes == 2 * one
+    photos[0].restored = True   # as after a Restore: a slider moved reruns
+    (state, status, *_), warned = call(handlers.on_tune, photos[0])
+    assert state is None and status == f"⚠️ {GONE}" and warned   # the oldest went first
+    (state, status, *_), _ = call(handlers.on_restore, photos[2])
+    assert state is photos[2] and "restored" in status          # the newest is still there

@@ -2,7 +2,7 @@
 
     state.py     what every visitor shares: the models, one PhotoRestorer per method, the
                  ZeroGPU runner (AppState, create_app), the examples
-    session.py   one visitor's upload and what the page did with it (Upload, load_upload)
+    session.py   one visitor's upload and what the page did with it (Upload), every tab's photo (UploadStore)
     handlers.py  the callbacks and the one-call API (Handlers, Controls)
     outputs.py   the one place the page's outputs are assembled, by component name
     views.py     what is shown, as plain functions of the photo path's results (no Gradio)

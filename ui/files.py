@@ -67,8 +67,8 @@ class AppFiles:
         self.prune()
         return str(path)
 
-    def result_pair(self, up, restored: np.ndarray, scale: int = 1) -> tuple[str, str]:
-        """(before, after) PNG paths for the slider; `after` is also the download, named
+    def result_pair(self, up, rgb: np.ndarray, restored: np.ndarray, scale: int = 1) -> tuple[str, str]:
+        """(before, after) PNG paths for the slider (`rgb`: the upload's photo); `after` is also the download, named
         <original name>_restored.png. The before image (upscaled like the result, so the two
         align) is written once per photo and scale: handing Gradio arrays would re-encode it
         at slow compression on every slider move."""
@@ -76,7 +76,7 @@ class AppFiles:
         if before.exists():
             os.utime(before)  # still in use: keep prune() away from it
         else:
-            self.bytes_estimate += save_png(before, upscale(up.rgb, scale), compress_level=1).stat().st_size
+            self.bytes_estimate += save_png(before, upscale(rgb, scale), compress_level=1).stat().st_size
         return str(before), self.write(f"{up.name}_restored.png", restored)
 
     def prune(self) -> None:

@@ -17,12 +17,13 @@ import numpy as np
 
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.imageio import ImageError, release_memory, upscale_nearest
+from diffbfr.imageio import ImageError, load_image, release_memory, upscale_nearest
+from diffbfr.photo import image_key
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles
 from .outputs import LOAD, PHOTO, cleared, outputs
-from .session import Upload, load_upload
+from .session import Upload
 from .state import AppState
 from .views import (
     details_markdown,
@@ -99,7 +100,7 @@ class Handlers:
             # handled it and deleted the file: keep what it showed
             return outputs(LOAD)
         try:
-            up = load_upload(path, name=Path(path).stem)
+            up = self.app.uploads.load(path, name=Path(path).stem)
         except Exception as exc:  # noqa: BLE001 -- unknown decoder failures included
             if not isinstance(exc, ImageError):
                 log.exception("loading %s failed", path)
@@ -113,7 +114,7 @@ class Handlers:
 
     @staticmethod
     def _loaded(up: Upload) -> str:
-        h, w = up.rgb.shape[:2]
+        w, h = up.size
         return "\n".join([f"Loaded a {w}x{h} photo. Press **Restore**."] + [f"- {n}" for n in up.notices])
 
     def _current(self, up: Upload | None, path: str | None) -> Upload | None:
@@ -121,7 +122,9 @@ class Handlers:
         decoded by on_image (7-10 s for 100 MP): then decode it here instead of answering
         'no photo' next to a visible photo."""
         if path and os.path.exists(path) and (up is None or up.source != path):
-            return load_upload(path, name=Path(path).stem)
+            return self.app.uploads.load(path, name=Path(path).stem)
+        if up is not None:
+            self.app.uploads.rgb(up)   # still held? (ImageError in words otherwise)
         return up
 
     # The photo callbacks: (session, *controls) in, outputs.PHOTO out; `controls` as Controls.read.
@@ -131,8 +134,10 @@ class Handlers:
         try:
             up = self._current(up, c.path)
         except Exception as exc:  # noqa: BLE001
-            return self.on_image(c.path) if isinstance(exc, ImageError) else \
-                cleared(state=None, status=f"⚠️ {without_paths(exc)}")
+            if isinstance(exc, ImageError) and c.path and os.path.exists(c.path):
+                return self.on_image(c.path)   # the decoder's message, the box cleared
+            warn(without_paths(exc))
+            return cleared(state=None, status=f"⚠️ {without_paths(exc)}")
         if up is None:
             msg = "No photo loaded: upload one or pick an example."
             warn(msg)
@@ -201,6 +206,11 @@ class Handlers:
             warn(msg)
             up.last = None   # nothing of the other method's is on screen (nor mapped by "guessing")
             return cleared(state=up, status=f"⚠️ {msg}", preview=None)   # up.restored stays: switching back reruns
+        try:
+            rgb = self.app.uploads.rgb(up)
+        except ImageError as exc:   # dropped from the store to make room (a long-idle tab)
+            warn(str(exc))
+            return cleared(state=None, status=f"⚠️ {exc}", preview=None)
         names = self.app.chosen(c.choice)
         try:
             with self._serving():
@@ -208,7 +218,7 @@ class Handlers:
                 for k, name in enumerate(names):
                     def report(f, m, _k=k, _n=name):
                         progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                    results.append(self._restore(name, up, c, report))
+                    results.append(self._restore(name, rgb, up.key, up.selection, c, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(without_paths(f"Restoration failed: {exc}"))
@@ -229,11 +239,11 @@ class Handlers:
                  "pick": gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not c.aligned,
                                    value=[f.index for f in first.faces] if up.selection is None else up.selection)}
         if not c.aligned:
-            shown["preview"] = faces_preview(up.rgb, first.found, [f.index for f in first.faces])
+            shown["preview"] = faces_preview(rgb, first.found, [f.index for f in first.faces])
         if not first.faces:
             warn(first.notices[-1] if first.notices else "No face found.")
             return cleared(**shown)
-        before, after = self.files.result_pair(up, first.image, first.scale)
+        before, after = self.files.result_pair(up, rgb, first.image, first.scale)
         gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
         titles = {n: methods.get(n).title for n in names}
         face_files = self._face_files(up, results)
@@ -256,11 +266,11 @@ class Handlers:
             with self._users_lock:
                 self._users -= 1
 
-    def _restore(self, name: str, up: Upload, c: Controls, progress=None):
+    def _restore(self, name: str, rgb: np.ndarray, key: str, select, c: Controls, progress=None):
         """One method on one photo, the way every button and slider asks for it (and the
         example warm-up, whose cache entries must be the ones a click looks up)."""
         return self.app.restorers[name].restore(
-            up.rgb, self.settings_for(name, c.values), c.aligned, key=up.key, select=up.selection,
+            rgb, self.settings_for(name, c.values), c.aligned, key=key, select=select,
             progress=progress, scale="auto" if c.scale in (None, "auto") else int(c.scale), thorough=c.thorough,
             auto=c.auto)
 
@@ -279,7 +289,8 @@ class Handlers:
             while self._users:
                 time.sleep(pause_s)
             try:
-                self._restore(name, load_upload(path, name=Path(path).stem),
+                rgb = load_image(path).rgb
+                self._restore(name, rgb, image_key(rgb), None,
                               Controls(path, aligned, name, "auto", False, auto, tuple(defaults)))
                 done += 1
             except Exception:  # noqa: BLE001 -- a bad example must not stop the app
@@ -343,18 +354,20 @@ class Handlers:
             calibrated = set(restorer.auto.calibration.fields) if restorer.auto is not None else set()
             overridden = sorted(named & calibrated)
             use_auto = want_auto and bool(calibrated) and not overridden
-            up = load_upload(image, name=Path(image).stem)
+            loaded = load_image(image)   # one call: not kept in the tabs' UploadStore
             with self._serving():
-                result = restorer.restore(up.rgb, s, aligned, key=up.key, scale=out_scale, auto=use_auto)
+                result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
+                                          auto=use_auto)
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(str(exc)) from None
         finally:
             self.files.discard_upload(image, grace=True)
             release_memory()
-        restored = self.files.write(f"{up.name}_restored.png", result.image)
-        gallery = [(self.files.write(f"{up.name}_{caption}.png", np.asarray(img)), caption)
+        name = Path(image).stem
+        restored = self.files.write(f"{name}_restored.png", result.image)
+        gallery = [(self.files.write(f"{name}_{caption}.png", np.asarray(img)), caption)
                    for img, caption in gallery_items(result, methods.get(method), size=128)]
-        notices = list(up.notices)
+        notices = list(loaded.notices)
         if want_auto and overridden:
             notices.append(f"Auto is off for this call: the settings name {', '.join(overridden)}, which Auto "
                            "would choose (leave them out to let Auto choose).")

@@ -1,6 +1,7 @@
 """The app's state shared by every visitor: the loaded models, one PhotoRestorer per method
-(content-keyed caches, so sharing them between people is safe), the methods that cannot run
-and why, and the runner every network evaluation goes through (ZeroGPU on a Space)."""
+(content-keyed caches, so sharing them between people is safe), the decoded uploads, the
+methods that cannot run and why, and the runner every network evaluation goes through (ZeroGPU
+on a Space)."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from diffbfr.auto import Auto
 from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
 
 from .files import is_aligned_example
+from .session import UploadStore
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op everywhere else
     import spaces
@@ -40,6 +42,7 @@ class AppState:
                                            auto=(autos or {}).get(n))
                           for n, m in models.items()}
         self.unavailable = unavailable or {}
+        self.uploads = UploadStore()   # every tab's decoded photo; the tabs' State holds keys
 
     def chosen(self, choice: str) -> list[str]:
         return list(self.restorers) if choice == BOTH else [choice]
