@@ -44,11 +44,13 @@ def stage_images(st) -> dict:
 
 
 def restore_all(model, lqs, s, cache, keys, what: str):
-    """restore_faces in chunks (stages cached under `keys`: a sweep reruns only what changed)."""
+    """restore_faces in chunks (stages cached under `keys`: a sweep reruns only what changed);
+    `s` one settings object, or one per face (Auto's)."""
     out = []
     for lo in range(0, len(lqs), CHUNK):
         t0 = time.perf_counter()
-        out += restore_faces(model, lqs[lo:lo + CHUNK], s, cache, keys[lo:lo + CHUNK])
+        chunk = s[lo:lo + CHUNK] if isinstance(s, list) else s
+        out += restore_faces(model, lqs[lo:lo + CHUNK], chunk, cache, keys[lo:lo + CHUNK])
         log(f"[{what}] {min(lo + CHUNK, len(lqs))}/{len(lqs)} faces, {time.perf_counter() - t0:.1f}s")
     return out
 
@@ -116,7 +118,14 @@ def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> l
 
 # ---------------------------------------------------------------- HQ mode
 
-def run_hq(a, model, settings, faces, scorer, out: Path):
+def per_face_settings(auto, model, lqs, settings):
+    """`settings`, or with Auto (the app's default) each face's calibrated settings."""
+    if auto is None:
+        return settings
+    return [f.settings for f in auto.faces(lqs, settings, model.knob_limits())]
+
+
+def run_hq(a, model, settings, faces, scorer, out: Path, auto=None):
     labels = stage_labels(model.method)
     records, sheets, lqs = [], {}, {}
     cache = LRUCache(10**9)   # every stage of every face: sweeps rerun only what a setting changes
@@ -125,7 +134,8 @@ def run_hq(a, model, settings, faces, scorer, out: Path):
     for level in a.levels:
         lqs[level] = [fixed_degrade(f.image, level, seed) for f, seed in zip(faces, seeds)]
         t0 = time.perf_counter()
-        stages = restore_all(model, lqs[level], settings, cache, [(level, f.name) for f in faces], level)
+        stages = restore_all(model, lqs[level], per_face_settings(auto, model, lqs[level], settings), cache,
+                             [(level, f.name) for f in faces], level)
         secs = (time.perf_counter() - t0) / max(len(faces), 1)
         for i, (f, seed, st) in enumerate(zip(faces, seeds, stages)):
             base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": seed}
@@ -259,8 +269,12 @@ def parse_args(argv=None):
     ap.add_argument("--niqe-model", default=str(MODEL_PATH))
     ap.add_argument("--sheet-faces", type=int, default=8, help="faces per contact sheet")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
+    ap.add_argument("--auto", action="store_true",
+                    help="Auto's start steps per face, as the app's default (not with --sweep)")
     C.add_model_args(ap, argv)
     a = ap.parse_args(argv)
+    if a.auto and a.sweep:
+        ap.error("--auto chooses the start steps per face: it cannot be swept; drop one of them")
     a.levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
     bad = [lv for lv in a.levels if lv not in LEVELS]
     if bad or not a.levels:
@@ -276,10 +290,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = C.load_model(a, a.device)
     scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity)
+    auto = None
+    if a.auto:
+        from diffbfr.auto import Auto
+        auto = Auto.for_method(a.weights, a.method, random_tiny=a.tiny)
     header = ["# DiffBFR quality benchmark", "",
               f"- model: {a.method}, {'random tiny networks (numbers are meaningless)' if a.tiny else a.weights}"
               f" on {model.device}",
-              f"- settings: {settings}",
+              f"- settings: {settings}" + (" with Auto's start steps per face (--auto)" if a.auto else ""),
               f"- seeds: --seed {a.seed} (restoration seed, and base of the per-face degradation seeds)",
               f"- NIQE model: {a.niqe_model} (patch {scorer.niqe_model.patch})"]
     report = []
@@ -299,7 +317,7 @@ def main(argv=None) -> int:
                    f"= crc32('{a.seed}:<face name>') & 0x7fffffff (column degrade_seed in faces.csv)",
                    f"- faces: {describe_faces(faces, failures)}"]
         if faces:
-            table, _, cache = run_hq(a, model, settings, faces, scorer, out)
+            table, _, cache = run_hq(a, model, settings, faces, scorer, out, auto)
             report += ["", "## Restoration quality (mean over faces)", "", table]
             for field, values in sweeps:
                 report += ["", f"## Sweep {field} (final output)", "",

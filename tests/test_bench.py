@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 
 from bench import common as C
+from diffbfr import methods
+from diffbfr.methods import DiffBFRSettings
 from bench import metrics as M
 from diffbfr.train import niqe as N
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rand_img(seed=0, lo=0, hi=256, size=64):
@@ -162,6 +166,25 @@ def test_quality_tiny_end_to_end(hq_dir, tmp_path, capsys):
     assert [float(r["value"]) for r in sweep] == [0.0, 20.0]
     sheet = cv2.imread(str(out / "contact_medium.png"))
     assert sheet.shape[0] > 2 * 128 and sheet.shape[1] > 5 * 128
+
+
+def test_quality_auto_gives_each_face_the_calibrated_start_steps(hq_dir, tmp_path, capsys):
+    from bench import quality
+    from diffbfr.auto import Auto
+
+    with pytest.raises(SystemExit):   # Auto chooses the start steps: nothing to sweep
+        quality.parse_args(["--auto", "--sweep", "irm_start=0,100", *FAST])
+    out = tmp_path / "auto"
+    assert quality.main(["--hq-dir", str(hq_dir), "--out", str(out), "--levels", "light", "--auto",
+                         "--no-identity", *FAST]) == 0
+    assert "with Auto's start steps per face (--auto)" in capsys.readouterr().out
+    model = methods.tiny("diffbfr")
+    auto = Auto.for_method(ROOT / "weights", "diffbfr", random_tiny=True)
+    faces = [np.full((128, 128, 3), v, np.uint8) for v in (60, 200)]
+    per = quality.per_face_settings(auto, model, faces, DiffBFRSettings())
+    grid = {0.0, 100.0, 200.0, 400.0}
+    assert len(per) == 2 and all(p.irm_start in grid for p in per)
+    assert quality.per_face_settings(None, model, faces, DiffBFRSettings()) == DiffBFRSettings()
 
 
 def test_quality_lq_dir_tiny(hq_dir, tmp_path, capsys):
