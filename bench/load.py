@@ -29,14 +29,10 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +40,7 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.app_process import AppProcess
 from bench.proc_usage import MB, Sampler, folder_mb, reset_peak, status_kb, tree_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,40 +116,19 @@ def photo_variants(photo: Path, n: int, folder: Path | None = None) -> list[Path
 
 # ---------------------------------------------------------------- the app
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class App:
-    """`python app.py` on a free loopback port with its temporary files in `workdir`."""
+class App(AppProcess):
+    """`python app.py` (bench.app_process) with its temporary files in `workdir`, whose size
+    disk_mb() reports."""
 
     def __init__(self, workdir: Path, weights: str | None, start_timeout: float = 180.0):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
         self.gradio_tmp = workdir / "gradio"
         self.tmp = workdir / "tmp"
         self.gradio_tmp.mkdir(parents=True)
         self.tmp.mkdir()
-        self.log = workdir / "app.log"
-        cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--weights", weights] if weights else ["--tiny"]
-        env = {**os.environ, "GRADIO_TEMP_DIR": str(self.gradio_tmp), "TMPDIR": str(self.tmp),
-               "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "DIFFBFR_TINY": "0"}
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        t0 = time.monotonic()
-        while True:
-            try:
-                urllib.request.urlopen(self.url, timeout=2).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() - t0 > start_timeout:
-                    self.stop()
-                    raise RuntimeError(f"app.py did not start; its log:\n{self.log_tail()}")
-                time.sleep(0.2)
-        self.start_s = time.monotonic() - t0
+        super().__init__(["--weights", weights] if weights else ["--tiny"],
+                         env={"GRADIO_TEMP_DIR": str(self.gradio_tmp), "TMPDIR": str(self.tmp),
+                              "HF_HUB_OFFLINE": "1", "DIFFBFR_TINY": "0"},
+                         log=workdir / "app.log", timeout=start_timeout)
 
     def disk_mb(self) -> dict[str, float]:
         """'all': every file the app keeps in its temporary folders (Gradio's: uploads, cached
@@ -161,18 +137,6 @@ class App:
         results = [*self.gradio_tmp.glob("diffbfr_results_*"), *self.tmp.glob("diffbfr_app_*")]
         return {"all": folder_mb(self.gradio_tmp) + folder_mb(self.tmp),
                 "results": sum(folder_mb(f) for f in results)}
-
-    def log_tail(self, n: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # the app turns SIGTERM into a clean shutdown
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---------------------------------------------------------------- the clients
