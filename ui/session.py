@@ -11,9 +11,10 @@ import numpy as np
 from diffbfr.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
 from diffbfr.photo import LRUCache, image_key
 
-# ~6 photos at the 8 MP decode limit, ~40 ordinary 1-2 MP ones: more than the tabs a CPU
-# serves at once; the least recently used photo goes first
-UPLOAD_BYTES = 160 * 2**20
+# ~2 photos at the 8 MP decode limit, ~20 ordinary 1 MP ones: more than the tabs a CPU serves
+# at once; the least recently used photo goes first. Part of the app's memory budget (bench.soak
+# allows +150 MB once warm, for every cache together).
+UPLOAD_BYTES = 64 * 2**20
 GONE = ("This photo is no longer in the app's memory (it keeps the most recently used photos "
         "of everyone's tabs). Upload it again to continue.")
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BOTH = "both"   # the method choice that runs every available method side by side
 log = logging.getLogger("diffbfr.app")
+DETECTION_BYTES = 16 * 2**20   # the aligned faces of the latest photos (a crowd: ~50 KB a face)
 _MODELS: dict[str, methods.Model] = {}  # module global: a ZeroGPU worker reaches the models through it
 
 
@@ -36,7 +37,7 @@ class AppState:
 
     def __init__(self, models: dict[str, methods.Model], unavailable: dict[str, str] | None = None,
                  identity: bool = True, runner=None, cache_size: int = 512, autos: dict | None = None):
-        detections = LRUCache(32)
+        detections = LRUCache(32, DETECTION_BYTES)
         self.models = models
         self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections,
                                            auto=(autos or {}).get(n))
