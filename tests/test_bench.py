@@ -231,3 +231,19 @@ def test_cached_identity_matches_faces_layer(hq_dir):
     d = s.identity(a, b, "a")
     assert d == pytest.approx(identity_distance(a, b, aligned=True), abs=1e-6)
     assert s.identity(a, b, "a") == d and s.identity(a, a, "a") == 0.0
+
+
+def test_learning_curves_join_the_sessions_of_a_relay(tmp_path):
+    from bench import learning_curves as L
+
+    first = {"config": {"name": "irm64"}, "meta": {"model": "irm64", "val_history": [
+        {"step": 1000, "val_psnr_start": 25.9, "val_psnr_s50": 25.1}]}}
+    second = {"model": "irm64", "prior_steps": 5000, "val_history": [   # a state.json, warm-started
+        {"step": 2000, "val_psnr_start": 25.9, "val_psnr_s50": 26.1}]}
+    paths = []
+    for i, payload in enumerate((second, first)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(payload))
+    data = L.curves(paths)
+    assert data["irm64"]["val_psnr_s50"] == [(1000, 25.1), (7000, 26.1)]
+    assert L.main([*map(str, paths), "--out", str(tmp_path / "lc.png")]) == 0 and (tmp_path / "lc.png").stat().st_size
