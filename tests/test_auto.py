@@ -140,6 +140,19 @@ def test_monotone_path_is_the_best_monotone_choice():
     assert K.monotone_path(scores, grid) == [0, 3, 5]
 
 
+def test_do_no_harm_keeps_light_buckets_near_bicubic():
+    # 4 faces in 2 buckets, 3 settings: setting 0 restores nothing (bicubic), 1 trades 1 dB for
+    # texture, 2 helps the heavy bucket only
+    psnrs = np.array([[34.0, 33.0, 33.5], [34.2, 33.2, 33.7], [25.0, 24.5, 26.0], [25.2, 24.7, 26.2]])
+    bicubic = np.array([34.0, 34.2, 25.0, 25.2])
+    groups = [np.array([0, 1]), np.array([2, 3])]
+    allowed = K.do_no_harm(psnrs, bicubic, groups, 0.3)
+    assert allowed.tolist() == [[True, False, False], [True, False, True]]
+    worse = psnrs - 2.0   # nothing within 0.3 dB: the bucket's highest-PSNR setting alone
+    assert K.do_no_harm(worse, bicubic, groups, 0.3).tolist() == [[True, False, False], [False, False, True]]
+    assert K.do_no_harm(psnrs, bicubic, groups, float("inf")).all()
+
+
 def test_bench_commands_quick(tmp_path, capsys):
     out = tmp_path / CALIBRATION_FILE
     fast = ["--irm64-steps", "2", "--irm128-steps", "1", "--tem-steps", "1"]

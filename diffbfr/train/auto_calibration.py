@@ -6,7 +6,9 @@ tem_t) with the stage cache (a later stage's sweep reuses the earlier stages); o
 face J = PSNR - lambda * NIQE (see OBJECTIVE). The faces are split into --buckets
 equal-count buckets by *estimated* severity (what Auto will see), and the monotone path
 through the grid (every setting non-decreasing from bucket to bucket) that maximises the sum
-of the buckets' mean J is found exactly by dynamic programming. Written to
+of the buckets' mean J is found exactly by dynamic programming, among the settings that do no
+harm: a bucket's mean PSNR may fall at most --max-loss dB (0.3) below its LQ faces' own
+(bicubic) PSNR; a bucket where no setting manages that gets its highest-PSNR setting. Written to
 weights/diffbfr/auto_calibration.json (what ships) with the whole sweep summary in its meta.
 `python -m bench.auto_vs_fixed` measures the result on other faces.
 
@@ -45,9 +47,11 @@ from .niqe import NiqeModel, niqe as niqe_score
 NAME = "auto-calibration"
 FIELDS = ("irm_start", "irm2_start", "tem_t")
 # Inside the range the shipped networks were trained on (t_max 400 for the IRM nets).
-GRID = {"irm_start": (0, 100, 200, 400), "irm2_start": (0, 100, 200), "tem_t": (10, 20)}
+# irm_start 0 skips stage 1 (stage 2 starts from the LQ face); tem_t 0: TEM off.
+GRID = {"irm_start": (0, 100, 200, 400), "irm2_start": (0, 100, 200), "tem_t": (0, 10, 20)}
 QUICK_GRID = {"irm_start": (0, 100), "irm2_start": (0, 100), "tem_t": (0, 5)}
 LAMBDA = 1.0
+MAX_LOSS = 0.3   # dB below bicubic a bucket may fall (issue 20: a nearly clean face must not be damaged)
 OBJECTIVE = ("J = PSNR (dB, vs the clean face) - lambda * NIQE, lambda = {lam:g} dB per NIQE unit: truncation "
              "trades fidelity (PSNR falls as more noise is added) for natural texture (NIQE falls); with lambda "
              "= 1 one NIQE unit, about a third of the gap between bicubic LQ (5.4) and the clean targets (2.9), "
@@ -135,6 +139,17 @@ def monotone_path(scores: np.ndarray, grid: list[tuple]) -> list[int]:
     return path[::-1]
 
 
+def do_no_harm(psnrs: np.ndarray, bicubic: np.ndarray, groups, max_loss: float) -> np.ndarray:
+    """allowed[b, g]: setting g keeps bucket b's mean PSNR within max_loss dB of its LQ faces'
+    own; where none does, the bucket's highest-PSNR setting alone."""
+    mean = np.stack([psnrs[idx].mean(0) for idx in groups])
+    floor = np.array([bicubic[idx].mean() for idx in groups])[:, None] - max_loss
+    allowed = mean >= floor
+    for b in np.flatnonzero(~allowed.any(1)):
+        allowed[b, mean[b].argmax()] = True
+    return allowed
+
+
 def buckets_by(values: np.ndarray, n: int) -> list[np.ndarray]:
     """Equal-count buckets of indices by value (ascending)."""
     return [b for b in np.array_split(np.argsort(values, kind="stable"), n) if len(b)]
@@ -164,7 +179,12 @@ def calibrate(a) -> int:
     J = psnrs - a.lam * niqe
     groups = buckets_by(sev, a.buckets)
     scores = np.stack([J[idx].mean(0) for idx in groups])
-    path = monotone_path(scores, combos)
+    bicubic = np.array([psnr(f.image, lq) for f, lq in zip(faces, lqs)])
+    allowed = do_no_harm(psnrs, bicubic, groups, a.max_loss)
+    path = monotone_path(np.where(allowed, scores, -np.inf), combos)
+    if not all(allowed[b, g] for b, g in enumerate(path)):   # no monotone path through them
+        log("do-no-harm: no monotone path keeps every bucket within --max-loss; fitted without it")
+        path = monotone_path(scores, combos)
     breaks = np.maximum.accumulate([float(np.median(sev[idx])) for idx in groups])
     breaks = breaks + 1e-4 * np.arange(len(breaks))       # strictly increasing even with ties
     fixed = {}
@@ -177,10 +197,13 @@ def calibrate(a) -> int:
         g_best = int(scores[b].argmax())
         rows.append({"severity": [round(float(sev[idx].min()), 3), round(float(sev[idx].max()), 3)], "n": len(idx),
                      "breakpoint": round(float(breaks[b]), 4), "true_severity_mean": round(float(true_sev[idx].mean()), 3),
+                     "bicubic_psnr": round(float(bicubic[idx].mean()), 2),
+                     "psnr_chosen": round(float(psnrs[idx, path[b]].mean()), 2),
                      "chosen": dict(zip(FIELDS, combos[path[b]])), "J_chosen": round(float(scores[b, path[b]]), 3),
                      "best_in_bucket": dict(zip(FIELDS, combos[g_best])), "J_best": round(float(scores[b, g_best]), 3)})
     values = {f: tuple(float(combos[path[b]][k]) for b in range(len(groups))) for k, f in enumerate(FIELDS)}
-    meta = {"objective": OBJECTIVE.format(lam=a.lam), "lambda": a.lam, "grid": {k: list(v) for k, v in grid.items()},
+    meta = {"objective": OBJECTIVE.format(lam=a.lam), "lambda": a.lam, "max_loss_db": a.max_loss,
+            "grid": {k: list(v) for k, v in grid.items()},
             "base_settings": S.to_dict(base), "faces": [f.name for f in faces], "degradation_seed": a.seed,
             "degradation": "diffbfr.train.degrade.sample_params(default_rng(face_seed(seed, 'cal:' + name)))",
             "severity": "estimated by the shipped estimator (what Auto sees at run time)",
@@ -191,10 +214,11 @@ def calibrate(a) -> int:
     out = Calibration(model.name, tuple(float(x) for x in breaks), values, meta).save(a.out)
     print(f"# Auto calibration ({len(faces)} faces, {len(combos)} settings, {meta['cpu_minutes']} min)\n")
     print(meta["objective"] + "\n")
-    print(markdown_table(["est. severity", "n", "true sev.", "chosen irm/irm2/tem", "J chosen",
-                          "best in bucket", "J best"],
+    print(markdown_table(["est. severity", "n", "true sev.", "bicubic PSNR", "chosen irm/irm2/tem", "its PSNR",
+                          "J chosen", "best in bucket", "J best"],
                          [[f"{r['severity'][0]:.2f}-{r['severity'][1]:.2f}", r["n"], f"{r['true_severity_mean']:.2f}",
-                           "/".join(f"{v:g}" for v in r["chosen"].values()), f"{r['J_chosen']:.2f}",
+                           f"{r['bicubic_psnr']:.2f}", "/".join(f"{v:g}" for v in r["chosen"].values()),
+                           f"{r['psnr_chosen']:.2f}", f"{r['J_chosen']:.2f}",
                            "/".join(f"{v:g}" for v in r["best_in_bucket"].values()), f"{r['J_best']:.2f}"]
                           for r in rows]))
     print("\nfixed irm_start (best irm2_start, tem_t with it), all calibration faces:\n")
@@ -212,6 +236,8 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny random networks and faces: wiring check")
     ap.add_argument("--estimator", default="weights/estimator")
     ap.add_argument("--lam", type=float, default=LAMBDA, help="lambda of the objective J = PSNR - lambda * NIQE")
+    ap.add_argument("--max-loss", type=float, default=MAX_LOSS,
+                    help="dB a bucket's mean PSNR may fall below its LQ faces' own (do no harm); inf: off")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--faces", type=int, default=4 if quick else 60)
     ap.add_argument("--buckets", type=int, default=2 if quick else 5)
