@@ -168,13 +168,41 @@ def run_hq(a, model, settings, faces, scorer, out: Path, auto=None):
     return table, records, (cache, lqs)
 
 
+SIMPLE = "simple"   # --sweep simple=0,25,...: the method's plain-words slider (DiffBFR: fidelity <-> detail)
+
+
+def parse_sweep(spec: str, settings) -> tuple[str, list]:
+    """FIELD=v1,v2,... for a setting, or simple=positions (0-100) for the plain-words slider."""
+    name, _, values = spec.partition("=")
+    if name.strip() != SIMPLE:
+        return C.parse_sweep(spec, settings)
+    try:
+        positions = [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        positions = []
+    if not positions or not all(0 <= p <= 100 for p in positions):
+        raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: positions from 0 to 100, e.g. simple=0,25,100")
+    return SIMPLE, positions
+
+
+def swept(model, base, field: str, value):
+    """`base` with one setting changed, or with the plain-words slider at a position (it moves
+    several settings, inside what the loaded networks were trained for)."""
+    if field != SIMPLE:
+        return S.with_value(base, field, value)
+    limits = model.knob_limits()
+    for name, v in model.method.simple.apply(value, limits).items():
+        base = S.with_value(base, name, v, limits)
+    return base
+
+
 def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, out: Path):
     """The final output along one setting; stages upstream of it come from the cache."""
     cache, lqs = cached
     rows = []
     for level in a.levels:
         for v in values:
-            s = S.with_value(base, field, v)
+            s = swept(model, base, field, v)
             stages = restore_all(model, lqs[level], s, cache, [(level, f.name) for f in faces],
                                  f"sweep {field}={v} {level}")
             per = [scorer.full(f.image, st.result, f.name) for f, st in zip(faces, stages)]
@@ -259,7 +287,8 @@ def parse_args(argv=None):
     ap.add_argument("--levels", default="medium", help="comma list of diffbfr.train.degrade.LEVELS")
     ap.add_argument("--limit", type=int, default=None, help="first N faces (files sorted by name)")
     ap.add_argument("--sweep", action="append", default=[], metavar="FIELD=v1,v2,...",
-                    help="e.g. irm_start=0,100,300 or tem_t=0,2.5,10 (repeatable)")
+                    help="e.g. irm_start=0,100,300 or tem_t=0,2.5,10, or simple=0,25,50,75,100: the "
+                         "plain-words slider (DiffBFR: fidelity <-> detail) (repeatable)")
     ap.add_argument("--out", default="bench_out", help="output folder (default bench_out/)")
     ap.add_argument("--align", choices=("detect", "crop"), default="detect",
                     help="folders: detect faces (fallback: aligned crop) or treat every file as a crop")
@@ -285,7 +314,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     settings = C.settings_from_args(a)
-    sweeps = [C.parse_sweep(s, settings) for s in a.sweep]
+    try:
+        sweeps = [parse_sweep(s, settings) for s in a.sweep]
+    except argparse.ArgumentTypeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     model = C.load_model(a, a.device)

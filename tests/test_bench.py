@@ -147,7 +147,7 @@ def test_quality_tiny_end_to_end(hq_dir, tmp_path, capsys):
 
     out = tmp_path / "out"
     rc = quality.main(["--hq-dir", str(hq_dir), "--out", str(out), "--levels", "medium",
-                       "--sweep", "tem_t=0,20", *FAST])
+                       "--sweep", "tem_t=0,20", "--sweep", "simple=0,100", *FAST])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| medium | TEM (final) | 2 |" in text and "1 failed to align" in text
@@ -164,6 +164,12 @@ def test_quality_tiny_end_to_end(hq_dir, tmp_path, capsys):
     assert [r["file"] for r in fails] == ["zz_no_face.png"]
     sweep = list(csv.DictReader(open(out / "sweep_tem_t.csv")))
     assert [float(r["value"]) for r in sweep] == [0.0, 20.0]
+    simple = list(csv.DictReader(open(out / "sweep_simple.csv")))   # the fidelity <-> detail slider
+    lq_psnr = np.mean([float(r["psnr"]) for r in bic])
+    assert [float(r["value"]) for r in simple] == [0.0, 100.0]
+    assert float(simple[0]["psnr"]) == pytest.approx(lq_psnr, abs=1e-3)   # position 0: the LQ face as it is
+    assert quality.main(["--hq-dir", str(hq_dir), "--sweep", "simple=120", *FAST]) == 2
+    assert "positions from 0 to 100" in capsys.readouterr().err
     sheet = cv2.imread(str(out / "contact_medium.png"))
     assert sheet.shape[0] > 2 * 128 and sheet.shape[1] > 5 * 128
 
