@@ -441,11 +441,12 @@ def test_sessions_hold_a_key_and_the_photos_are_bounded_in_one_store(handlers, t
     """A tab's State holds no photo (Gradio keeps a closed tab's State for an hour): the decoded
     photos live in one store, bounded in bytes; a tab whose photo was dropped is told in words."""
     from ui.session import GONE, UploadStore
-    up = _quiet(handlers.on_image, str(FACE))[0][0]
-    assert up.size == (128, 128) and not any(isinstance(v, np.ndarray) for v in vars(up).values())
-    (up, status, pair, *_), _ = call(handlers.on_restore, up)
+    up = _quiet(handlers.on_image, str(ROOT / "examples" / "astronaut.jpg"))[0][0]
+    assert up.size == (512, 512) and not any(isinstance(v, np.ndarray) for v in vars(up).values())
+    (up, status, pair, *_), _ = call(handlers.on_restore, up, aligned=False)
     assert "restored 1 face" in status and pair is not None
-    one = 128 * 128 * 3
+    one = 128 * 128 * 3   # nothing photo-sized in the State: neither the result nor the input
+    assert up.last and max(a.nbytes for a in _arrays(up)) <= one
     handlers.app.uploads = store = UploadStore(max_bytes=2 * one)   # room for two photos
     photos = []
     for seed in range(3):
@@ -458,3 +459,13 @@ def test_sessions_hold_a_key_and_the_photos_are_bounded_in_one_store(handlers, t
     assert state is None and status == f"⚠️ {GONE}" and warned   # the oldest went first
     (state, status, *_), _ = call(handlers.on_restore, photos[2])
     assert state is photos[2] and "restored" in status          # the newest is still there
+
+
+def _arrays(obj, depth=0):
+    """Every numpy array an object holds, a few levels deep."""
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif depth < 6 and isinstance(obj, (list, tuple, dict)) or hasattr(obj, "__dict__"):
+        items = obj.values() if isinstance(obj, dict) else vars(obj).values() if hasattr(obj, "__dict__") else obj
+        for v in items:
+            yield from _arrays(v, depth + 1)

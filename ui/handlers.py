@@ -229,8 +229,9 @@ class Handlers:
             release_memory()  # a large photo's temporary buffers go back to the system
         up.restored = True
         # the session keeps what "Where is it guessing?" reads (faces, stages, settings), not the
-        # full-size restored photo: a tab closed with a result held it for Gradio's hour (bench.soak)
-        up.last = [replace(r, image=None) for r in results]
+        # full-size photos (restored, and the input at output size): a tab closed with a result
+        # held them for Gradio's hour (bench.soak)
+        up.last = [replace(r, image=None, before=None) for r in results]
         first = results[0]
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
