@@ -78,10 +78,14 @@ def face_seed(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
 
 
+PSNR_CAP = 60.0   # dB: a draw can leave a face untouched (inf), which no mean survives
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB, capped at PSNR_CAP."""
     d = a.astype(np.float64) - b.astype(np.float64)
     m = float(np.mean(d * d))
-    return math.inf if m == 0 else 10.0 * math.log10(255.0**2 / m)
+    return PSNR_CAP if m == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0**2 / m))
 
 
 # ---------------------------------------------------------------- inputs
