@@ -188,8 +188,8 @@ def test_quality_auto_gives_each_face_the_calibrated_start_steps(hq_dir, tmp_pat
     auto = Auto.for_method(ROOT / "weights", "diffbfr", random_tiny=True)
     faces = [np.full((128, 128, 3), v, np.uint8) for v in (60, 200)]
     per = quality.per_face_settings(auto, model, faces, DiffBFRSettings())
-    grid = {0.0, 100.0, 200.0, 400.0}
-    assert len(per) == 2 and all(p.irm_start in grid for p in per)
+    assert per == [f.settings for f in auto.faces(faces, DiffBFRSettings(), model.knob_limits())]
+    assert len(per) == 2 and all(p != DiffBFRSettings() for p in per)   # the calibration's, not the defaults
     assert quality.per_face_settings(None, model, faces, DiffBFRSettings()) == DiffBFRSettings()
 
 

@@ -151,6 +151,7 @@ def test_snapshot_of_a_run_is_what_the_run_exports(runs, tmp_path):
     assert set(snap) == set(exported) and all(torch.equal(snap[k], exported[k]) for k in exported)
     meta = json.loads((tmp_path / "irm64.json").read_text())
     assert meta["meta"]["snapshot"]["step"] == 5 and meta["config"] == runs["first_json"]["config"]
+    assert meta["meta"]["args"]["max_steps"] == 5 and "history" not in meta["meta"]   # the command, as an export
     assert load_unet(tmp_path / "irm64.safetensors") is not None
 
 

@@ -14,7 +14,7 @@ from ..checkpoint import config_path
 from .run_state import STATE_JSON
 
 NAME = "snapshot"
-SKIP = ("state", "history", "args")   # resume bookkeeping, not the weights' record
+SKIP = ("state", "history")   # resume bookkeeping; the args stay, as in an export
 
 
 def snapshot(run_dir, out_dir, module: str = "ema") -> Path:
