@@ -51,7 +51,7 @@ def _serve(tmp_path_factory, real: bool, extra=()):
     try:
         yield app.url
     finally:  # the server must never outlive the test session
-        app.stop(10)
+        app.stop(3)   # it took the whole 10 s to stop after the shipped-weights tests; killed sooner, its files are still under tmp
 
 
 @pytest.fixture(scope="module")
