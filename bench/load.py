@@ -255,7 +255,7 @@ def run_scenario(photo: Path, clients: int, requests: int, weights: str | None =
         after = app.disk_mb()
         rep.disk_all_after_mb, rep.disk_results_after_mb = after["all"], after["results"]
     finally:
-        app.stop()
+        app.stop(5)   # measured already; gradio can take 10+ s to close with clients just gone
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     good = [o for o in outcomes if o.ok]
