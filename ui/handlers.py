@@ -123,9 +123,7 @@ class Handlers:
         'no photo' next to a visible photo."""
         if path and os.path.exists(path) and (up is None or up.source != path):
             return self.app.uploads.load(path, name=Path(path).stem)
-        if up is not None:
-            self.app.uploads.rgb(up)   # still held? (ImageError in words otherwise)
-        return up
+        return up   # whether its photo is still held, _run asks the store (once)
 
     # The photo callbacks: (session, *controls) in, outputs.PHOTO out; `controls` as Controls.read.
     def on_restore(self, up, *controls, progress=gr.Progress()):
