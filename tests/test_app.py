@@ -284,7 +284,9 @@ def test_output_scale_and_before_image_match(handlers):
 def test_simple_control_moves_the_expert_sliders_coherently(handlers):
     updates = handlers.on_simple("diffbfr", 100)
     set_ = {k.name: u["value"] for (m, k), u in zip(handlers.layout, updates) if isinstance(u, dict) and "value" in u}
-    assert set_ == {"irm_start": 800.0, "irm2_start": 400.0, "tem_t": 80.0}
+    assert set_ == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10}
+    # below the default position the step counts stay at their defaults; above it they grow
+    assert DIFFBFR.simple.apply(0)["tem_steps"] == DiffBFRSettings().tem_steps < DIFFBFR.simple.apply(55)["tem_steps"]
     default = DIFFBFR.simple.apply(DIFFBFR.simple.default)
     assert default == {k: getattr(DiffBFRSettings(), k) for k in default}   # the default position = defaults
 

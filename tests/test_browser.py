@@ -167,9 +167,10 @@ def test_simple_control_moves_expert_sliders_and_reruns(server, page):
     _set_slider(page, "diffbfr-irm64_steps", 2)
     page.locator("#restore").click()
     _status_has(page, "restored 1 face", timeout=45_000)
-    _set_slider(page, "diffbfr-simple", 80)
-    page.wait_for_function("document.querySelector('#diffbfr-irm_start input[type=number]').value == '640'")
-    assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "64"
+    _set_slider(page, "diffbfr-simple", 55)
+    page.wait_for_function("document.querySelector('#diffbfr-irm_start input[type=number]').value == '280'")
+    assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "52"
+    assert page.locator("#diffbfr-tem_steps input[type=number]").input_value() == "5"
     _status_has(page, "ran: IRM 64")   # the new settings were restored, not just displayed
 
 

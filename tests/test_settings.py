@@ -238,8 +238,8 @@ def test_sliders_and_fidelity_stop_at_the_trained_range(limited, tmp_path, monke
     assert sliders["diffbfr-tem_t"].maximum == 10 and sliders["diffbfr-irm64_steps"].maximum == 50
     updates = h.on_simple("diffbfr", 100)
     moved = {k.name: u["value"] for (m, k), u in zip(h.layout, updates) if isinstance(u, dict) and "value" in u}
-    assert moved == {"irm_start": 400.0, "irm2_start": 300.0, "tem_t": 10.0}
-    assert DIFFBFR.simple.apply(100) == {"irm_start": 800.0, "irm2_start": 400.0, "tem_t": 80.0}
+    assert moved == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 10.0, "tem_steps": 10}
+    assert DIFFBFR.simple.apply(100) == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10}
 
 
 def test_auto_stays_within_the_trained_range(limited):
