@@ -231,7 +231,7 @@ def test_sliders_and_fidelity_stop_at_the_trained_range(limited, tmp_path, monke
     k = {k.name: k for k in S.knobs(DiffBFRSettings)}
     assert h.slider_range("diffbfr", k["irm_start"]) == (0.0, 400.0, 200.0)
     assert h.slider_range("diffbfr", k["tem_t"]) == (0.0, 10.0, 10.0)   # the default (20) lowered to fit
-    assert h.slider_range("diffbfr", k["irm64_steps"]) == (1.0, 50.0, 10)
+    assert h.slider_range("diffbfr", k["irm64_steps"]) == (1.0, 50.0, 2)
     demo = app_module.build_demo(AppState({"diffbfr": limited}, identity=False))
     sliders = {b.elem_id: b for b in demo.blocks.values() if type(b).__name__ == "Slider"}
     assert sliders["diffbfr-irm_start"].maximum == 400 and sliders["diffbfr-irm2_start"].maximum == 300
