@@ -188,10 +188,11 @@ def test_unavailable_method_says_why(model, monkeypatch):
 
 
 def test_settings_from_ui_and_identity_text():
-    s = settings_from_ui(DIFFBFR, [1000, 0, 12.25, 4.0, None, 2, 5, 0.0])   # slider floats; None: default
-    assert s == DiffBFRSettings(irm_start=1000, irm2_start=0, tem_t=12.25, irm64_steps=4, tem_steps=2, seed=5)
+    s = settings_from_ui(DIFFBFR, [1000, 0, 12.25, 4.0, 2.0, None, 2, 5, 0.0])   # slider floats; None: default
+    assert s == DiffBFRSettings(irm_start=1000, irm2_start=0, tem_t=12.25, irm64_steps=4, irm64_samples=2,
+                                tem_steps=2, seed=5)
     with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 1000; got 1500"):
-        settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, None, 2, 5, 0.0])   # refused, never clamped
+        settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, 4, None, 2, 5, 0.0])   # refused, never clamped
     assert identity_meaning(None).startswith("n/a")
     assert "same person" in identity_meaning(0.3) and "drifted" in identity_meaning(0.9)
 
@@ -284,9 +285,12 @@ def test_output_scale_and_before_image_match(handlers):
 def test_simple_control_moves_the_expert_sliders_coherently(handlers):
     updates = handlers.on_simple("diffbfr", 100)
     set_ = {k.name: u["value"] for (m, k), u in zip(handlers.layout, updates) if isinstance(u, dict) and "value" in u}
-    assert set_ == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10}
-    # below the default position the step counts stay at their defaults; above it they grow
+    assert set_ == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10, "irm64_samples": 1}
+    # below the default position the counts stay at their defaults; above it TEM's steps grow and
+    # stage 1 averages fewer samples (more of what the noise invents)
     assert DIFFBFR.simple.apply(0)["tem_steps"] == DiffBFRSettings().tem_steps < DIFFBFR.simple.apply(55)["tem_steps"]
+    assert DIFFBFR.simple.apply(0)["irm64_samples"] == DiffBFRSettings().irm64_samples > \
+        DIFFBFR.simple.apply(55)["irm64_samples"]
     default = DIFFBFR.simple.apply(DIFFBFR.simple.default)
     assert default == {k: getattr(DiffBFRSettings(), k) for k in default}   # the default position = defaults
 

@@ -171,6 +171,7 @@ def test_simple_control_moves_expert_sliders_and_reruns(server, page):
     page.wait_for_function("document.querySelector('#diffbfr-irm_start input[type=number]').value == '280'")
     assert page.locator("#diffbfr-tem_t input[type=number]").input_value() == "52"
     assert page.locator("#diffbfr-tem_steps input[type=number]").input_value() == "5"
+    assert page.locator("#diffbfr-irm64_samples input[type=number]").input_value() == "3"
     _status_has(page, "ran: IRM 64")   # the new settings were restored, not just displayed
 
 

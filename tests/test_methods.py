@@ -27,8 +27,8 @@ DIFFBFR = methods.get("diffbfr")
 def test_dependencies_are_derived_from_the_stage_table():
     assert DIFFBFR.stage_names == ("irm64", "irm128", "tem") and DIFFBFR.final == "tem"
     assert [st.name for st in DIFFBFR.upstream("tem")] == ["irm64", "irm128", "tem"]
-    assert DIFFBFR.key_fields("irm64") == ("irm_start", "irm64_steps", "seed", "eta")
-    assert DIFFBFR.key_fields("tem") == ("irm_start", "irm64_steps", "seed", "eta", "irm2_start",
+    assert DIFFBFR.key_fields("irm64") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta")
+    assert DIFFBFR.key_fields("tem") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta", "irm2_start",
                                          "irm128_steps", "tem_t", "tem_steps")
     assert [DIFFBFR.first_affected(f) for f in ("irm_start", "irm2_start", "tem_steps", "seed")] == \
         ["irm64", "irm128", "tem", "irm64"]
@@ -51,7 +51,7 @@ def test_a_stage_reading_a_later_stage_is_rejected():
 # ---------------------------------------------------------------- settings surfaces
 def test_knobs_clamp_and_flags_come_from_the_dataclass():
     ks = {k.name: k for k in S.knobs(DiffBFRSettings)}
-    assert list(ks) == ["irm_start", "irm2_start", "tem_t", "irm64_steps", "irm128_steps", "tem_steps",
+    assert list(ks) == ["irm_start", "irm2_start", "tem_t", "irm64_steps", "irm64_samples", "irm128_steps", "tem_steps",
                         "seed", "eta"]
     assert ks["tem_t"].ui_hi == 100 and ks["tem_t"].hi == 1000 and ks["irm64_steps"].kind is int
     # clamp: for numbers the app computes itself (Auto, the fidelity slider); people's values go

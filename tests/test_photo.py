@@ -62,6 +62,19 @@ def test_seeds_and_skipped_stages(model):
                               skip1["lq"])
 
 
+def test_stage1_hands_over_the_mean_of_its_samples(model):
+    """irm64_samples > 1: stage 1 averages that many draws; the result varies less with the seed,
+    costs that many passes, and still does not depend on the other faces of the batch."""
+    def stage1(n, seed, faces=(FACE,)):
+        return restore_faces(model, list(faces), replace(FAST, irm64_samples=n, seed=seed))[0]
+
+    spread = {n: np.std([stage1(n, seed)["irm64"].astype(np.float32) for seed in range(4)], axis=0).mean()
+              for n in (1, 4)}
+    assert spread[4] < 0.75 * spread[1], spread
+    assert stage1(3, 0).nfe["irm64"] == FAST.irm64_steps  # steps: the 3 samples share each network call
+    assert np.array_equal(stage1(3, 0)["irm64"], stage1(3, 0, (FACE, rand_face(1)))["irm64"])
+
+
 def test_bad_face_is_a_clear_error(model):
     with pytest.raises(ValueError, match="uint8"):
         restore_face(model, np.zeros((128, 128, 3), np.float32))

@@ -112,7 +112,7 @@ def test_validate_refuses_with_plain_words():
         'not json': 'settings must be a JSON object of named values, such as {"irm_start": 200}; '
                     'got text that is not JSON: "not json"',
         '{"bogus": 1}': 'there is no setting "bogus"; the settings are: irm_start, irm2_start, tem_t, '
-                        'irm64_steps, irm128_steps, tem_steps, seed, eta',
+                        'irm64_steps, irm64_samples, irm128_steps, tem_steps, seed, eta',
     }
     for text, message in cases.items():
         with pytest.raises(S.SettingsError) as err:
@@ -127,10 +127,11 @@ def test_validate_refuses_with_plain_words():
 
 
 def test_page_bench_and_with_value_use_the_same_check():
-    s = settings_from_ui(DIFFBFR, [300.0, 100.0, 12.25, 3.0, None, 2, 5, 0.0])
-    assert s == DiffBFRSettings(irm_start=300, irm2_start=100, tem_t=12.25, irm64_steps=3, tem_steps=2, seed=5)
+    s = settings_from_ui(DIFFBFR, [300.0, 100.0, 12.25, 3.0, 2, None, 2, 5, 0.0])
+    assert s == DiffBFRSettings(irm_start=300, irm2_start=100, tem_t=12.25, irm64_steps=3, irm64_samples=2,
+                                tem_steps=2, seed=5)
     with pytest.raises(S.SettingsError, match="irm_start"):
-        settings_from_ui(DIFFBFR, [1500, 0, 5, 3, 4, 2, 0, 0.0])
+        settings_from_ui(DIFFBFR, [1500, 0, 5, 3, 4, 4, 2, 0, 0.0])
     with pytest.raises(S.SettingsError, match="eta must be a number from 0 to 1; got 2"):
         S.with_value(DiffBFRSettings(), "eta", 2)
     with pytest.raises(argparse.ArgumentTypeError, match="irm64_steps must be a whole number"):
@@ -238,8 +239,9 @@ def test_sliders_and_fidelity_stop_at_the_trained_range(limited, tmp_path, monke
     assert sliders["diffbfr-tem_t"].maximum == 10 and sliders["diffbfr-irm64_steps"].maximum == 50
     updates = h.on_simple("diffbfr", 100)
     moved = {k.name: u["value"] for (m, k), u in zip(h.layout, updates) if isinstance(u, dict) and "value" in u}
-    assert moved == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 10.0, "tem_steps": 10}
-    assert DIFFBFR.simple.apply(100) == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10}
+    assert moved == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 10.0, "tem_steps": 10, "irm64_samples": 1}
+    assert DIFFBFR.simple.apply(100) == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10,
+                                         "irm64_samples": 1}
 
 
 def test_auto_stays_within_the_trained_range(limited):

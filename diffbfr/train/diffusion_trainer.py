@@ -12,7 +12,8 @@ The recipe (chosen by the probes in weights/diffbfr/README.md):
     visits. --t-max is stored in the network's config, and the app never starts above it.
   * --loss x0-l1: L1 between the clean face and the x0 the network's v implies (the sampler still
     reads v); v-mse is the classic loss. x0-l1 pulls towards the mean less than MSE and, on a
-    short CPU budget, restores far better at the start steps the app uses.
+    short CPU budget, restores far better at the start steps the app uses. --loss x0-l2 is
+    its squared twin: the error PSNR measures (the mean, where L1 aims at the median).
   * --lq-start: the share of noisy inputs built from the sampler's start image (the LQ face,
     or the stage-1 result) rather than from the target, so the network learns the input its
     first sampling step really sees.
@@ -40,6 +41,7 @@ from ..diffusion.samplers import truncated_sample
 from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
 from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .live_stage1 import LiveStage1
 from .pairs import NETS, PairDataset, stacked
 
 VAL_T = (20.0, 100.0, 200.0, 400.0, 700.0)        # loss timesteps (those <= --t-max are used)
@@ -51,7 +53,7 @@ VAL_STARTS = {                                     # (start step, steps) of the 
 VAL_FACES = 128   # of the held-out faces, for the loss (validation is ~10 % of a CPU run's time at --val-every 1000)
 VAL_SAMPLED = 64  # ... and for the sampled PSNR
 VAL_SEED = 20240601                  # fixed: the validation set does not move with --seed
-LOSSES = ("x0-l1", "v-mse")
+LOSSES = ("x0-l1", "x0-l2", "v-mse")
 
 
 def parse_args(argv=None):
@@ -64,8 +66,11 @@ def parse_args(argv=None):
                    help="largest trained timestep, stored in the config (default 400 for IRM, 100 for TEM)")
     p.add_argument("--loss", choices=LOSSES, default="x0-l1")
     p.add_argument("--lq-start", type=float, default=0.5,
-                   help="share of noisy inputs built from the sampler's start image (x0-l1 only; not TEM)")
+                   help="share of noisy inputs built from the sampler's start image (x0 losses only; not TEM)")
     p.add_argument("--crop", type=int, default=0, help="train on random crops of this side (128 px nets)")
+    p.add_argument("--stage1", default=None,
+                   help="irm128 only: irm64 weights whose real results replace the blended stage-1 "
+                        "stand-ins (train/live_stage1.py)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU too (always on CUDA)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--base-channels", type=int, default=None, help="override the default width")
@@ -74,6 +79,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.t_max is None:
         args.t_max = 100.0 if args.model == "tem128" else 400.0
+    if args.stage1 and args.model != "irm128":
+        p.error("--stage1 is for irm128")
     if args.model == "tem128" or args.loss == "v-mse":
         args.lq_start = 0.0  # TEM starts from a (restored) clean face; v-mse's target needs x_t from x0
     return args
@@ -94,9 +101,10 @@ def noisy_input(x0, start, t, noise, lq_start: float, gen: torch.Generator) -> t
 
 
 def loss_of(v, x_t, x0, t, noise, kind: str) -> torch.Tensor:
-    if kind == "x0-l1":  # the clean face the prediction implies, against the real one
+    if kind in ("x0-l1", "x0-l2"):  # the clean face the prediction implies, against the real one
         x0_hat, _ = diffusion.split_v(x_t, t, v)
-        return (x0_hat - x0).abs().mean()
+        err = x0_hat - x0
+        return err.abs().mean() if kind == "x0-l1" else err.square().mean()
     return F.mse_loss(v, diffusion.v_target(x0, t, noise))
 
 
@@ -183,7 +191,7 @@ class DiffusionTrainer(Trainer):
         # data: a fixed held-out slice of the pack, never trained on
         pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
         self.train_idx, self.val_idx = holdout(pack.names)
-        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop)
+        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop, live=bool(args.stage1))
         self.val = stacked(PairDataset(pack, args.model, VAL_SEED, self.val_idx, fixed=True))
         log(f"{args.pack}: {len(self.train_idx)} training faces, {len(self.val_idx)} held out for validation")
 
@@ -207,6 +215,9 @@ class DiffusionTrainer(Trainer):
         # initialisation (loop.run): exactly what --init-from says (resume restores model, EMA, AdamW, RNGs)
         self.modules, self.optimizers = {"model": self.model, "ema": self.ema}, {"opt": self.opt}
         self.generators = {"t": self.t_gen}
+        self.live = None
+        if args.stage1:
+            self.generators["live"] = torch.Generator().manual_seed(args.seed + 1)
         self.train_loss = None
         self.loss_n = 0
 
@@ -223,12 +234,15 @@ class DiffusionTrainer(Trainer):
                                              generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                              pin_memory=self.cuda)
         self.data = batches(loader)
+        if args.stage1:
+            self.live = LiveStage1(args.stage1, args.crop, self.generators["live"], device)
         self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
 
     def describe(self) -> str:
         a = self.args
         return (f"{a.model}: {param_count(self.model) / 1e6:.2f} M params ({a.arch}), batch {a.batch}, crop {a.crop}, "
-                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, bf16 {self.bf16}, "
+                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, "
+                + (f"stage-1 input {a.stage1 or 'blends'}, " if a.model == "irm128" else "") + f"bf16 {self.bf16}, "
                 f"device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup} decay {a.decay_steps}")
 
     def evaluate(self) -> dict[str, float]:
@@ -240,6 +254,8 @@ class DiffusionTrainer(Trainer):
     def train_step(self, step: int, lr: float) -> int:
         device = self.device
         batch = [b.to(device, non_blocking=True) for b in next(self.data)]
+        if self.live is not None:
+            batch = list(self.live(*batch))
         if batch[1].shape[1] == 0:
             batch[1] = None
         if self.cuda:
@@ -265,6 +281,7 @@ class DiffusionTrainer(Trainer):
         a = self.args
         return {"model": a.model, "config": self.config, "batch": a.batch, "img_per_s_this_run": round(meter.rate, 2),
                 "train_loss": self.train_loss, "loss": a.loss, "lq_start": a.lq_start, "crop": a.crop,
+                "stage1": a.stage1,  # irm128: None = the blended stand-ins of pairs.py
                 "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max], "val_faces": len(self.val_idx),
                 "train_faces": len(self.train_idx), "pack": str(a.pack), "params": param_count(self.model)}
 
