@@ -60,10 +60,17 @@ class Uncertainty:
 
 
 def stochastic(s, eta: float = ETA):
-    """`s` with eta set where the method's settings have such a knob (samples then differ
-    step by step, not only in their starting noise); otherwise `s` unchanged."""
+    """`s` for the uncertainty run: eta set where the method's settings have such a knob
+    (samples then differ step by step, not only in their starting noise), and every averaging
+    of draws (a `*_samples` knob: DiffBFR's stage-1 mean) set to 1, because the map measures how
+    single draws disagree and a mean of 4 hides most of it (mean spread ~1 grey level instead of
+    2-5); otherwise `s` unchanged."""
     names = {k.name for k in S.knobs(type(s))}
-    return S.with_value(s, "eta", eta) if "eta" in names else s
+    if "eta" in names:
+        s = S.with_value(s, "eta", eta)
+    for name in sorted(n for n in names if n.endswith("_samples")):
+        s = S.with_value(s, name, 1)
+    return s
 
 
 def grey(img: np.ndarray) -> np.ndarray:

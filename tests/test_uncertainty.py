@@ -49,6 +49,8 @@ def test_eta_gives_positive_uncertainty_and_images(model):
 def test_skipped_stages_are_deterministic(model):
     off = stochastic(DiffBFRSettings(irm_start=0, irm2_start=0, tem_t=0))
     assert off.eta == 1.0
+    # single draws: the stage-1 mean would hide the disagreement the map measures
+    assert DiffBFRSettings().irm64_samples > 1 and stochastic(DiffBFRSettings()).irm64_samples == 1
     u = uncertainties(model, [FACE], off)[0]
     assert u.deterministic and u.score == 0.0
 
