@@ -4,7 +4,10 @@ Why: the blended stand-ins of pairs.py (LQ and HQ mixed at 64 px, the mix drawn 
 are mostly far better than what the shipped irm64 hands over: it gains about 0.6 dB over its
 input at 64 px, which is a blend weight near 0.07. Stage 2 trained on them learns to trust
 its stage-1 input, and at medium adds only ~0.15 dB on top of stage 1 in the app. Trained on
-the real thing it learns what stage 1 gets wrong, and to read the LQ face for it.
+the real thing it should learn what stage 1 gets wrong, and to read the LQ face for it.
+Measured (session 4, weights/diffbfr/README.md): 95 minutes of it from the shipped irm128 gave
+0.05-0.06 dB *less* in the app's chain, so it is an option, not the recipe. (It draws one
+stage-1 sample, where the app now averages 4: `irm64_samples`.)
 
 The PairDataset (live=True) hands over uncropped items with the LQ face at 64 px and a flag
 per item: replace its stand-in (stage 1 not skipped). Here, per batch: stage 1 runs as the
