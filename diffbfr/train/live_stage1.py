@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from ..diffusion.samplers import truncated_sample
 from ..nets.unet import load_unet
+from .pairs import COND_SIGMA
 
 STARTS = (200.0, 400.0)  # the app's default and Auto's heavy setting (weights/diffbfr/auto_calibration.json)
 STEPS = 2                # the app's default irm64_steps
-COND_SIGMA = 0.05        # as pairs.stage1_standin
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:

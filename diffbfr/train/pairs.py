@@ -47,18 +47,25 @@ def area(img: np.ndarray, size: int) -> np.ndarray:
 SKIPPED_SHARE = 0.25  # of irm128's stand-ins that are the LQ face itself (stage 1 skipped)
 
 
-def stage1_standin(hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator, skipped: bool | None = None
-                   ) -> torch.Tensor:
-    """A stage-1 result as irm128 meets it: the LQ face (stage 1 skipped: drawn, or forced by
-    `skipped`) or a blend of LQ and HQ at 64 px, upsampled; noised."""
-    if skipped if skipped is not None else rng.random() < SKIPPED_SHARE:
+COND_SIGMA = 0.05     # largest conditioning-augmentation noise on a stage-1 input (also live_stage1.py)
+
+
+def cond_noised(up: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A stage-1 input plus Gaussian noise of a random sigma <= COND_SIGMA."""
+    sigma = float(rng.uniform(0.0, COND_SIGMA))
+    return (up + sigma * torch.from_numpy(rng.standard_normal(up.shape).astype(np.float32))).clamp(-1, 1)
+
+
+def stage1_standin(hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """A stage-1 result as irm128 meets it: the LQ face (stage 1 skipped) or a blend of LQ and
+    HQ at 64 px, upsampled; noised."""
+    if rng.random() < SKIPPED_SHARE:
         up = chw(lq)
     else:
         u = float(rng.uniform(0.0, 1.0))
         coarse = (1 - u) * area(lq, HALF_FRAME).astype(np.float32) + u * area(hq, HALF_FRAME).astype(np.float32)
         up = chw(resize_square(np.clip(coarse + 0.5, 0, 255).astype(np.uint8), FRAME, cv2.INTER_CUBIC))
-    sigma = float(rng.uniform(0.0, 0.05))
-    return (up + sigma * torch.from_numpy(rng.standard_normal(up.shape).astype(np.float32))).clamp(-1, 1)
+    return cond_noised(up, rng)
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -95,7 +102,7 @@ class PairDataset(torch.utils.data.Dataset):
             return chw(area(hq, HALF_FRAME)), lq64, lq64
         if self.live:  # live_stage1.LiveStage1 runs the real stage 1 on the batch, then crops
             skipped = rng.random() < SKIPPED_SHARE
-            stage1 = stage1_standin(hq, lq, rng, skipped=True)
+            stage1 = cond_noised(chw(lq), rng)   # kept where skipped, replaced by the real stage 1 elsewhere
             return (chw(hq), torch.cat([stage1, chw(lq)]), stage1, chw(area(lq, HALF_FRAME)),
                     torch.tensor(not skipped))
         stage1 = stage1_standin(hq, lq, rng)
