@@ -71,7 +71,6 @@ def parse_args(argv=None):
     p.add_argument("--stage1", default=None,
                    help="irm128 only: irm64 weights whose real results replace the blended stage-1 "
                         "stand-ins (train/live_stage1.py)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU too (always on CUDA)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--base-channels", type=int, default=None, help="override the default width")
     p.add_argument("--tiny", action="store_true", help="a tiny network (tests and dry runs)")
@@ -186,7 +185,7 @@ class DiffusionTrainer(Trainer):
     def __init__(self, args, device: torch.device):
         self.args, self.device, self.name = args, device, args.model
         self.cuda = device.type == "cuda"
-        self.bf16 = self.cuda or args.bf16
+        self.bf16 = False  # loop.run decides (--bf16: timed at start on a CPU)
 
         # data: a fixed held-out slice of the pack, never trained on
         pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
@@ -237,6 +236,20 @@ class DiffusionTrainer(Trainer):
         if args.stage1:
             self.live = LiveStage1(args.stage1, args.crop, self.generators["live"], device)
         self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
+
+    def speed_probe(self, bf16: bool) -> None:
+        x0 = self.val[0][:self.args.batch].to(self.device)
+        if self.args.crop:
+            x0 = x0[..., :self.args.crop, :self.args.crop]
+        cond = self.val[1]
+        cond = None if cond is None or cond.shape[1] == 0 else cond[:len(x0), :, :x0.shape[-2], :x0.shape[-1]].to(self.device)
+        t = torch.full((len(x0),), self.args.t_max / 2, device=self.device)
+        noise = torch.randn_like(x0)
+        x_t = diffusion.q_sample(x0, t, noise)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            v = self.fwd(x_t, t, cond)
+        loss_of(v.float(), x_t, x0, t, noise, self.args.loss).backward()
+        self.model.zero_grad(set_to_none=True)
 
     def describe(self) -> str:
         a = self.args

@@ -246,8 +246,15 @@ class DRETrainer(Trainer):
         return (f"{NAME}: {self.params / 1e6:.3f} M params (query encoder), batch {a.batch} pairs of {a.crop} px crops, "
                 f"queue {a.queue}, device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup}")
 
+    def speed_probe(self, bf16: bool) -> None:
+        xq = self.val_q[:self.args.batch].to(self.device)  # the query side: what backward runs through
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = self.moco.head_q(self.moco.encoder_q(xq))
+        out.float().square().mean().backward()
+        self.moco.zero_grad(set_to_none=True)
+
     def evaluate(self) -> dict[str, float]:
-        return val_metrics(self.moco, self.val_q, self.val_k, self.device, bf16=self.cuda)
+        return val_metrics(self.moco, self.val_q, self.val_k, self.device, bf16=self.bf16)
 
     def val_line(self, v: dict) -> str:
         return f"val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}"
@@ -258,7 +265,7 @@ class DRETrainer(Trainer):
         if self.cuda:
             xq, xk = (x.contiguous(memory_format=torch.channels_last) for x in (xq, xk))
         set_lr(self.opt, lr)
-        out = train_step(self.moco, self.opt, xq, xk, bf16=self.cuda)
+        out = train_step(self.moco, self.opt, xq, xk, bf16=self.bf16)
         loss, top1, q_sim = out["loss"].item(), out["top1"].item(), out["q_sim"].item()
         self.loss_avg = loss if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss
         self.top1_avg = top1 if self.top1_avg is None else 0.95 * self.top1_avg + 0.05 * top1

@@ -69,6 +69,10 @@ def add_run_args(parser: argparse.ArgumentParser, *, batch: int, lr: float, minu
     g.add_argument("--val-every", type=int, default=500, help="held-out validation loss every N steps (0: only at the end)")
     g.add_argument("--save-every-min", type=float, default=5.0, help="resume state every N minutes")
     g.add_argument("--compile", action="store_true", help="torch.compile the trained module")
+    g.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                   help="bf16 autocast. auto: time one fp32 and one bf16 training step at start and keep "
+                        "the faster (CPUs without bf16 units run bf16 convolutions ~90x slower); always "
+                        "on for CUDA")
     return parser
 
 
@@ -82,6 +86,31 @@ def setup_device(args) -> torch.device:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def step_seconds(probe: Callable[[bool], None], bf16: bool, repeats: int = 2) -> float:
+    """Seconds of the fastest of `repeats` calls of probe(bf16) (the first pays for setup)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        probe(bf16)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def pick_bf16(probe: Callable[[bool], None] | None, mode: str, device: torch.device) -> bool:
+    """Whether to train in bf16: CUDA always (unless --bf16 off); on a CPU, --bf16 auto times one
+    fp32 and one bf16 forward + backward (`probe`, which must not step an optimizer) and keeps
+    the faster, and every mode says in the log what it measured, so a run on a CPU where bf16
+    crawls never crawls silently."""
+    if device.type == "cuda" or probe is None:
+        return mode != "off" and device.type == "cuda"
+    fp32, bf16 = step_seconds(probe, False), step_seconds(probe, True)
+    use = {"on": True, "off": False}.get(mode, bf16 < fp32)
+    log(f"precision: one step takes {fp32:.2f} s in fp32, {bf16:.2f} s in bf16 ({fp32 / bf16:.2f}x) "
+        f"-> {'bf16' if use else 'fp32'} (--bf16 {mode})"
+        + (" WARNING: bf16 is slower on this CPU" if use and bf16 > fp32 else ""))
+    return use
 
 
 def device_name(device: torch.device) -> str:
@@ -103,8 +132,9 @@ def lr_at(step: int, args) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every parameter group at lr, times the group's "lr_mul" where it has one."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mul", 1.0)
 
 
 @torch.no_grad()
@@ -232,7 +262,8 @@ class Trainer:
     (what init_from fills and checks); `run` does the rest. Attributes `run` reads:
     name (runs/<name>, log lines), modules, optimizers, config, warm_start (the modules
     --init-from PATH fills), generators (named RNGs kept in the resume state), model and ema
-    (ema_update after every step when ema is set), log_first_step, record_history."""
+    (ema_update after every step when ema is set), log_first_step. `run` sets `bf16` (pick_bf16)
+    before the first step."""
 
     name = "trainer"
     warm_start: Sequence[str] = ("model", "ema")
@@ -243,6 +274,11 @@ class Trainer:
 
     def started(self, step: int, start: dict) -> None:
         """After init_from: warm start the rest, move to the device, build the loader."""
+
+    def speed_probe(self, bf16: bool) -> None:
+        """One forward + backward of a training batch, without an optimizer step (gradients
+        cleared after): what --bf16 auto times. A trainer without one trains in fp32 on a CPU."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         """The log line before the first step (size, batch, device, ...)."""
@@ -280,6 +316,8 @@ def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
     step, start = init_from(args, run_dir, t.modules, t.optimizers, t.config, warm_start=t.warm_start,
                             generators=t.generators or None)
     t.started(step, start)
+    has_probe = type(t).speed_probe is not Trainer.speed_probe
+    t.bf16 = pick_bf16(t.speed_probe if has_probe else None, args.bf16, device)
     log(f"{t.name}: --init-from {args.init_from} -> step {step} (before: {start['prior_steps']} steps, "
         f"{start['gpu_minutes']:.1f} GPU-min, {start['cpu_minutes']:.1f} CPU-min)")
     validator = Validator(args.val_every, t.evaluate, start.get("val_history", []))
