@@ -2,7 +2,8 @@
 
 d_step: the discriminator, shared by both stages (logistic loss, lazy R1 on the reals);
 prior_step: D then the unconditional generator (non-saturating loss, style mixing);
-restore_step: D then the whole PaniniNet on (HQ, LQ) pairs (L1 + adversarial + feature matching).
+restore_step: D then the whole PaniniNet on (HQ, LQ) pairs (L1 + adversarial + feature matching);
+projected_*: the same with the projected discriminator of projected_d.py (the default).
 Each returns its losses as detached device tensors, so the caller can sum them without a sync.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nets.panini_prior import R1_INTERVAL, d_logistic_loss, feature_matching_loss, g_nonsaturating_loss, r1_penalty
+from .projected_d import d_hinge_loss, g_hinge_loss, perceptual_l1, translate
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -64,3 +66,68 @@ def restore_step(net, d, opt, d_opt, hq, lq, step: int, args, bf16: bool) -> dic
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
     return {**out, "loss": loss.detach(), "l1": l1.detach(), "adv": adv.detach(), "fm": fm.detach()}
+
+
+# ---------------------------------------------------------------- projected discriminator (--disc projected)
+# D's heads judge frozen Lite0 features (projected_d.py); hinge losses, DiffAugment translation on
+# everything D sees, no R1 (Projected GAN trains without it). The G side's perceptual term reads
+# the same features, so one feature pass of a fake serves both the adversarial and the perceptual loss.
+def projected_d_step(d, feats, d_opt, real, fake, bf16: bool) -> dict:
+    d.requires_grad_(True)
+    with autocast(real.device, bf16):
+        loss = d_hinge_loss(d(feats(translate(real))), d(feats(translate(fake.detach()))))
+    d_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    d_opt.step()
+    d.requires_grad_(False)
+    return {"d_loss": loss.detach()}
+
+
+def reconstruction_loss(image, target, d, feats, args, bf16: bool) -> dict:
+    """L1 + w_perc * Lite0 perceptual L1 + w_adv * hinge G loss of `image` against `target`."""
+    with autocast(image.device, bf16):
+        fake_feats = feats(image)
+        with torch.no_grad():
+            real_feats = feats(target)
+        adv = g_hinge_loss(d(fake_feats)) if args.w_adv > 0 else image.new_zeros(())
+    l1 = F.l1_loss(image.float(), target)
+    perc = perceptual_l1(fake_feats, real_feats)
+    return {"l1": l1, "perc": perc, "adv": adv.float(),
+            "total": args.w_l1 * l1 + args.w_perc * perc + args.w_adv * adv.float()}
+
+
+def projected_prior_step(g, enc, d, feats, g_opt, d_opt, real, args, bf16: bool) -> dict:
+    """D on reals vs samples of z; G on its samples (hinge), and with --ae-weight > 0 (the hybrid
+    prior) also an autoencoder step: the encoder reads a clean face and G rebuilds it from W+
+    (reconstruction_loss), so G learns faces from pixels as well as from D."""
+    z = torch.randn(real.shape[0], g.z_dim, device=real.device)
+    with torch.no_grad(), autocast(real.device, bf16):
+        fake = g(z, mixing_prob=args.mixing)
+    out = projected_d_step(d, feats, d_opt, real, fake, bf16)
+    with autocast(real.device, bf16):
+        adv = g_hinge_loss(d(feats(translate(g(torch.randn_like(z), mixing_prob=args.mixing)))))
+    loss = adv.float()
+    if enc is not None and args.ae_weight > 0:
+        with autocast(real.device, bf16):
+            _, ws = enc(real, w_avg=g.w_avg)
+            rec = g.synthesis(ws, noise_mode="const")
+        rl = reconstruction_loss(rec, real, d, feats, args, bf16)
+        loss = loss + args.ae_weight * rl["total"]
+        out.update(rec_l1=rl["l1"].detach(), rec_perc=rl["perc"].detach())
+    g_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    g_opt.step()
+    return {**out, "loss": adv.detach().float()}
+
+
+def projected_restore_step(net, d, feats, opt, d_opt, hq, lq, args, bf16: bool) -> dict:
+    with autocast(hq.device, bf16):
+        image = net(lq, noise_mode="const")["image"]
+    out = projected_d_step(d, feats, d_opt, hq, image, bf16)
+    rl = reconstruction_loss(image, hq, d, feats, args, bf16)
+    opt.zero_grad(set_to_none=True)
+    rl["total"].backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return {**out, "loss": rl["total"].detach(), "l1": rl["l1"].detach(), "perc": rl["perc"].detach(),
+            "adv": rl["adv"].detach()}

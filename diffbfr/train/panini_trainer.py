@@ -32,19 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..checkpoint import load_into, read_config
-from ..frame import FRAME, resize_square, to_batch, to_images, to_tensor
+from ..frame import FRAME, resize_square, to_batch, to_tensor
 from ..nets.panini_dafi import TINY_PANINI, PaniniConfig, PaniniNet, assembly_config, split
 from ..nets.panini_dre import DRE, TINY as TINY_DRE, DREConfig
+from ..nets.panini_encoder import Encoder, EncoderConfig, TINY_ENCODER
 from ..nets.panini_prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
-                            Generator, GeneratorConfig, d_logistic_loss)
+                            Generator, GeneratorConfig)
 from .data import PackDataset
 from .degrade import LEVELS, fixed_degrade, random_degrade
 from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
 from .run_state import STATE_JSON, InitError
-from .panini_steps import autocast, prior_step, restore_step
+from .panini_eval import prior_val, restore_val, sample_sheet
+from .panini_steps import prior_step, projected_prior_step, projected_restore_step, restore_step
+from .projected_d import ProjectedConfig, ProjectedDiscriminator, features
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
 VAL_SEED = 20240601     # fixed: validation does not move with --seed
@@ -70,7 +72,16 @@ def parse_args(argv=None):
     p.add_argument("--freeze-dre", action="store_true", help="restore: keep the DRE fixed")
     p.add_argument("--w-l1", type=float, default=1.0)
     p.add_argument("--w-adv", type=float, default=1e-2)
-    p.add_argument("--w-fm", type=float, default=0.1, help="discriminator feature matching")
+    p.add_argument("--w-fm", type=float, default=0.1, help="discriminator feature matching (--disc stylegan)")
+    p.add_argument("--disc", choices=("projected", "stylegan"), default="projected",
+                   help="projected: small heads on frozen EfficientNet-Lite0 features (projected_d.py); "
+                        "stylegan: StyleGAN2's own discriminator, trained from scratch")
+    p.add_argument("--w-perc", type=float, default=0.1,
+                   help="--disc projected: Lite0 perceptual L1 (normalised per level) in every reconstruction")
+    p.add_argument("--ae-weight", type=float, default=0.0,
+                   help="prior, --disc projected: the hybrid prior's autoencoder step (an encoder reads a clean "
+                        "face, G rebuilds it from W+) at this weight beside the GAN step; 0 = a plain GAN")
+    p.add_argument("--enc-lr-mul", type=float, default=0.05, help="the hybrid prior's encoder: --lr times this")
     add_run_args(p, **DEFAULTS[stage], minutes=10.0, ema=0.999, export=f"runs/{stage}/export")
     p.set_defaults(val_every=250)
     return p.parse_args(argv)
@@ -100,47 +111,6 @@ class Faces(torch.utils.data.Dataset):
 def batches(loader):
     while True:  # epochs run into each other; the budget or --max-steps ends training
         yield from loader
-
-
-# ---------------------------------------------------------------- validation
-def in_batches(fn, x: torch.Tensor, batch: int, device) -> list:
-    return [fn(x[s:s + batch].to(device)) for s in range(0, len(x), batch)]
-
-
-@torch.no_grad()
-def prior_val(g_ema, d, held, train_real, z, device, batch: int, bf16: bool) -> dict:
-    with autocast(device, bf16):
-        fake = torch.cat(in_batches(lambda zb: g_ema(zb, noise_mode="const", update_w_avg=False).float(),
-                                    z, batch, device))
-        logit = {k: torch.cat([o.float() for o in in_batches(d, x, batch, device)])
-                 for k, x in (("held", held), ("train", train_real), ("fake", fake))}
-    return {"val_loss": d_logistic_loss(logit["held"], logit["fake"]).item(),
-            "val_d_real": logit["held"].mean().item(), "val_d_train": logit["train"].mean().item(),
-            "val_d_fake": logit["fake"].mean().item()}
-
-
-@torch.no_grad()
-def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> dict:
-    out, modes = {}, {k: n.training for k, n in nets.items()}
-    for name, net in nets.items():
-        net.eval()
-        for level, lq in lqs.items():
-            l1 = psnr = share = 0.0
-            for s in range(0, len(hq), batch):
-                with autocast(device, bf16):
-                    o = net(lq[s:s + batch].to(device), noise_mode="const")
-                err = o["image"].float().clamp(-1, 1) - hq[s:s + batch].to(device)
-                l1 += err.abs().mean((1, 2, 3)).sum().item()
-                psnr += (-10 * torch.log10(err.square().mean((1, 2, 3)) / 4 + 1e-10)).sum().item()  # PSNR, range 2
-                share += sum(m.float().mean(1) for m in o["masks"].values()).sum().item() / len(o["masks"])
-            tag = "" if name == "ema" else f"_{name}"
-            out[f"val_l1_{level}{tag}"] = l1 / len(hq)
-            if name == "ema":
-                out[f"val_psnr_{level}"], out[f"val_prior_{level}"] = psnr / len(hq), share / len(hq)
-        net.train(modes[name])
-    out["val_loss"] = sum(out[f"val_l1_{lv}"] for lv in lqs) / len(lqs)
-    out["val_loss_raw"] = sum(out[f"val_l1_{lv}_raw"] for lv in lqs) / len(lqs)
-    return out
 
 
 # ---------------------------------------------------------------- networks
@@ -175,16 +145,29 @@ def restore_configs(args, run_dir: Path) -> tuple[PaniniConfig, DREConfig]:
 def build(args, run_dir: Path) -> dict:
     """Modules, optimizers, the config checked on resume / warm start, and what init_from fills."""
     torch.manual_seed(args.seed)
-    d = Discriminator(TINY_DISCRIMINATOR if args.tiny else DiscriminatorConfig())
+    if args.disc == "projected":
+        d = ProjectedDiscriminator(ProjectedConfig(width=16, features="tiny") if args.tiny else ProjectedConfig())
+    else:
+        d = Discriminator(TINY_DISCRIMINATOR if args.tiny else DiscriminatorConfig())
     c = R1_INTERVAL / (R1_INTERVAL + 1)  # StyleGAN2: lazy R1 -> rescaled Adam for D
     b1, b2 = BETAS[args.stage]
     d_opt = torch.optim.Adam(d.parameters(), lr=args.lr * c, betas=(b1 ** c, b2 ** c))
     if args.stage == PRIOR:
         g = Generator(TINY_GENERATOR if args.tiny else GeneratorConfig())
         g_ema = copy.deepcopy(g).requires_grad_(False).eval()
-        g_opt = torch.optim.Adam(g.parameters(), lr=args.lr, betas=(b1, b2))
-        return dict(model=g, ema=g_ema, d=d, opt=g_opt, d_opt=d_opt, modules={"g": g, "g_ema": g_ema, "d": d},
-                    optimizers={"g_opt": g_opt, "d_opt": d_opt}, config=g.config.to_dict(), warm_start=("g", "g_ema"))
+        modules = {"g": g, "g_ema": g_ema, "d": d}
+        enc = None
+        if args.ae_weight > 0:  # the hybrid prior's encoder: the restorer's LQ encoder starts from it
+            enc = Encoder(dataclasses.replace(TINY_ENCODER, w_dim=g.w_dim) if args.tiny
+                          else EncoderConfig.for_generator(g.config))
+            modules["enc"] = enc
+        groups = [{"params": list(g.parameters())}]
+        if enc is not None:  # a plain conv net: StyleGAN's 2e-3 (meant for equalised-lr layers) blows it up
+            groups.append({"params": list(enc.parameters()), "lr_mul": args.enc_lr_mul})
+        g_opt = torch.optim.Adam(groups, lr=args.lr, betas=(b1, b2))
+        return dict(model=g, ema=g_ema, d=d, enc=enc, opt=g_opt, d_opt=d_opt, modules=modules,
+                    optimizers={"g_opt": g_opt, "d_opt": d_opt}, config=g.config.to_dict(),
+                    warm_start=("g", "g_ema"))
     cfg, dre_cfg = restore_configs(args, run_dir)
     net = PaniniNet(cfg, DRE(dre_cfg))
     if args.init_from == "scratch":
@@ -210,6 +193,9 @@ def warm_start(args, b: dict) -> None:
     """--init-from PATH: init_from checked the config (and filled G, G_ema for the prior); the
     restoration net is four files and D a fifth: filled here from PATH's folder."""
     folder = Path(args.init_from).parent
+    if b.get("enc") is not None and (folder / "encoder.safetensors").is_file():
+        load_into(b["enc"], folder / "encoder.safetensors")
+        log(f"encoder: {folder / 'encoder.safetensors'}")
     if args.stage == RESTORE:
         for name, (module, _) in split(b["model"]).items():
             load_into(module, folder / f"{name}.safetensors")
@@ -222,36 +208,12 @@ def export_all(b: dict, args, meta: dict, out_dir: Path) -> list[Path]:
     """fp16 EMA weights, one file per part (+ the discriminator, for later fine-tuning)."""
     if args.stage == PRIOR:
         parts = {"generator": (b["ema"], b["config"])}
+        if b.get("enc") is not None:
+            parts["encoder"] = (b["enc"], b["enc"].config.to_dict())
     else:
         parts = {name: (module, cfg) for name, (module, cfg) in split(b["ema"]).items()}
     parts["discriminator"] = (b["d"], b["d"].config.to_dict())
     return [export(m.cpu(), out_dir / f"{name}.safetensors", cfg, args, meta) for name, (m, cfg) in parts.items()]
-
-
-def sample_sheet(b: dict, args, val, path: Path, device) -> Path:
-    """prior: 4 x 4 EMA samples of fixed latents; restore: per held-out face, (LQ, EMA result)
-    per evaluation level, then HQ."""
-    with torch.no_grad():
-        if args.stage == PRIOR:
-            imgs = to_images(b["ema"](val["z"][:16].to(device), noise_mode="const", update_w_avg=False))
-            rows = [imgs[i:i + 4] for i in range(0, len(imgs), 4)]
-        else:
-            net, hq = b["ema"].eval(), to_images(val["hq"][:6])
-            outs = {lv: to_images(net(lq[:6].to(device), noise_mode="const")["image"]) for lv, lq in val["lqs"].items()}
-            rows = [sum(([to_images(val["lqs"][lv][k:k + 1])[0], outs[lv][k]] for lv in outs), []) + [hq[k]]
-                    for k in range(len(hq))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate([strip(r) for r in rows])).save(path, format="PNG", compress_level=1)
-    return path
-
-
-def strip(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Same-size faces side by side on white, `gap` px apart (one row of the sample sheet)."""
-    size = images[0].shape[0]
-    out = np.full((size, len(images) * size + (len(images) - 1) * gap, 3), 255, np.uint8)
-    for i, tile in enumerate(images):
-        out[:, i * (size + gap): i * (size + gap) + size] = tile
-    return out
 
 
 # ---------------------------------------------------------------- the trainer
@@ -275,13 +237,17 @@ class PaniniTrainer(Trainer):
         self.modules, self.optimizers, self.config, self.warm_start = (b["modules"], b["optimizers"], b["config"],
                                                                        b["warm_start"])
         self.model, self.ema, self.d, self.opt, self.d_opt = b["model"], b["ema"], b["d"], b["opt"], b["d_opt"]
+        self.enc = b.get("enc")
+        self.feats = features(self.d.config.features) if args.disc == "projected" else None
         self.last, self.sums, self.n = {}, {}, 0
 
     def started(self, step: int, start: dict) -> None:
         args, device, cuda = self.args, self.device, self.cuda
         if args.init_from not in ("scratch", "resume"):
             warm_start(args, self.b)
-        for m in (self.model, self.ema, self.d):
+        for m in (self.model, self.ema, self.d, self.enc, self.feats):
+            if m is None:
+                continue
             m.to(device)
             if cuda:
                 m.to(memory_format=torch.channels_last)
@@ -292,12 +258,13 @@ class PaniniTrainer(Trainer):
         if args.stage == PRIOR:
             val["z"] = torch.randn(VAL_FACES, self.model.z_dim, generator=torch.Generator().manual_seed(VAL_SEED))
             train_real = to_batch([resize_square(self.pack[i], FRAME) for i in self.train_idx[:len(self.val_idx)]])
-            self.evaluate = partial(prior_val, self.ema, self.d, held, train_real, val["z"], device, args.batch, cuda)
+            self.evaluate = partial(self.with_precision, prior_val, self.ema, self.d, self.feats, self.enc, held,
+                                    train_real, val["z"], device, args.batch)
         else:
             val["lqs"] = {lv: to_batch([fixed_degrade(face, lv, VAL_SEED + i)
                                         for face, i in zip(self.held_faces, self.val_idx)]) for lv in LEVELS}
-            self.evaluate = partial(restore_val, {"ema": self.ema, "raw": self.model}, held, val["lqs"], device,
-                                    args.batch, cuda)
+            self.evaluate = partial(self.with_precision, restore_val, {"ema": self.ema, "raw": self.model}, held,
+                                    val["lqs"], device, args.batch)
         loader = torch.utils.data.DataLoader(Faces(self.pack, self.train_idx, args.seed, pairs=args.stage == RESTORE),
                                              batch_size=args.batch, shuffle=True, drop_last=True,
                                              num_workers=args.workers, persistent_workers=args.workers > 0,
@@ -305,8 +272,41 @@ class PaniniTrainer(Trainer):
                                              pin_memory=cuda)
         self.data = batches(loader)
 
+    def with_precision(self, fn, *a):
+        return fn(*a, bf16=self.bf16)  # loop.run sets bf16 after started()
+
+    def step(self, hq, lq, step: int) -> dict:
+        args, bf16 = self.args, self.bf16
+        if args.disc == "projected":
+            if args.stage == PRIOR:
+                return projected_prior_step(self.model, self.enc, self.d, self.feats, self.opt, self.d_opt, hq, args,
+                                            bf16)
+            return projected_restore_step(self.model, self.d, self.feats, self.opt, self.d_opt, hq, lq, args, bf16)
+        if args.stage == PRIOR:
+            return prior_step(self.model, self.d, self.opt, self.d_opt, hq, step, args, bf16)
+        return restore_step(self.model, self.d, self.opt, self.d_opt, hq, lq, step, args, bf16)
+
+    def speed_probe(self, bf16: bool) -> None:
+        """A whole training step on a held-out batch (D and G), with every weight and optimizer
+        state put back after: a GAN step's cost is both networks'."""
+        hq = self.held[:self.args.batch].to(self.device)
+        lq = hq if self.args.stage == RESTORE else torch.zeros(0)
+        saved = {k: copy.deepcopy(m.state_dict()) for k, m in self.modules.items()}
+        opts = {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()}
+        before, self.bf16 = getattr(self, "bf16", False), bf16
+        try:
+            self.step(hq, lq, 1)
+        finally:
+            self.bf16 = before
+            for k, m in self.modules.items():
+                m.load_state_dict(saved[k])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(opts[k])
+
     def describe(self) -> str:
-        return (f"{self.args.stage}: {self.params / 1e6:.2f} M params trained "
+        return (f"{self.args.stage} ({self.args.disc} D"
+                + (f", hybrid: autoencoder step x {self.args.ae_weight}" if self.enc is not None else "")
+                + f"): {self.params / 1e6:.2f} M params trained "
                 f"(+ D {sum(p.numel() for p in self.d.parameters()) / 1e6:.2f} M), "
                 f"batch {self.args.batch}, device {device_name(self.device)}, lr {self.args.lr}")
 
@@ -316,11 +316,8 @@ class PaniniTrainer(Trainer):
         if self.cuda:
             hq, lq = (x.contiguous(memory_format=torch.channels_last) for x in (hq, lq))
         set_lr(self.opt, lr)
-        set_lr(self.d_opt, lr * R1_INTERVAL / (R1_INTERVAL + 1))
-        if args.stage == PRIOR:
-            out = prior_step(self.model, self.d, self.opt, self.d_opt, hq, step, args, self.cuda)
-        else:
-            out = restore_step(self.model, self.d, self.opt, self.d_opt, hq, lq, step, args, self.cuda)
+        set_lr(self.d_opt, lr * (R1_INTERVAL / (R1_INTERVAL + 1) if args.disc == "stylegan" else 1.0))
+        out = self.step(hq, lq, step)
         for k, v in out.items():  # summed on the device: no sync per step
             self.sums[k] = self.sums.get(k, 0) + v
         self.n += 1
@@ -345,7 +342,7 @@ class PaniniTrainer(Trainer):
     def export(self, meta: dict) -> str:
         # the shipped EMA weights and a sample sheet
         out_dir = Path(self.args.export)
-        sheet = sample_sheet(self.b, self.args, self.val, out_dir / f"{self.args.stage}-samples.png", self.device)
+        sheet = sample_sheet(self.b, self.args.stage == PRIOR, self.val, out_dir / f"{self.args.stage}-samples.png", self.device)
         files = export_all(self.b, self.args, meta, out_dir)
         return f"exported {', '.join(str(f) for f in files)}; samples {sheet}"
 
