@@ -29,7 +29,7 @@ def test_dependencies_are_derived_from_the_stage_table():
     assert [st.name for st in DIFFBFR.upstream("tem")] == ["irm64", "irm128", "tem"]
     assert DIFFBFR.key_fields("irm64") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta")
     assert DIFFBFR.key_fields("tem") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta", "irm2_start",
-                                         "irm128_steps", "tem_t", "tem_steps")
+                                         "irm128_steps", "tem_t", "tem_steps", "tem_eta")
     assert [DIFFBFR.first_affected(f) for f in ("irm_start", "irm2_start", "tem_steps", "seed")] == \
         ["irm64", "irm128", "tem", "irm64"]
     assert DIFFBFR.nfe(DiffBFRSettings(irm_start=0, tem_t=3)) == {"irm64": 0, "irm128": 4, "tem": 2}
@@ -52,7 +52,7 @@ def test_a_stage_reading_a_later_stage_is_rejected():
 def test_knobs_clamp_and_flags_come_from_the_dataclass():
     ks = {k.name: k for k in S.knobs(DiffBFRSettings)}
     assert list(ks) == ["irm_start", "irm2_start", "tem_t", "irm64_steps", "irm64_samples", "irm128_steps", "tem_steps",
-                        "seed", "eta"]
+                        "seed", "eta", "tem_eta"]
     assert ks["tem_t"].ui_hi == 100 and ks["tem_t"].hi == 1000 and ks["irm64_steps"].kind is int
     # clamp: for numbers the app computes itself (Auto, the fidelity slider); people's values go
     # through S.validate, which refuses (tests/test_settings.py)

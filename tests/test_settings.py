@@ -112,7 +112,7 @@ def test_validate_refuses_with_plain_words():
         'not json': 'settings must be a JSON object of named values, such as {"irm_start": 200}; '
                     'got text that is not JSON: "not json"',
         '{"bogus": 1}': 'there is no setting "bogus"; the settings are: irm_start, irm2_start, tem_t, '
-                        'irm64_steps, irm64_samples, irm128_steps, tem_steps, seed, eta',
+                        'irm64_steps, irm64_samples, irm128_steps, tem_steps, seed, eta, tem_eta',
     }
     for text, message in cases.items():
         with pytest.raises(S.SettingsError) as err:

@@ -69,7 +69,12 @@ class DiffBFRSettings:
                      "Picks the random noise. Same seed and settings give the same result; change it "
                      "to see another plausible restoration.", ui_hi=9999, advanced=False)
     eta: float = knob(0.0, 0, 1, 0.05, "Sampling randomness (eta)",
-                      "0 = deterministic DDIM; 1 = fresh noise at every step (ancestral-like).")
+                      "IRM's sampler: 0 = deterministic DDIM; 1 = fresh noise at every step (ancestral-like).")
+    # TEM alone samples with fresh noise: a deterministic few-step DDIM pass of an MSE-trained
+    # model lands on the mean face of its noise level, which is the smooth face TEM must not return.
+    tem_eta: float = knob(0.0, 0, 1, 0.05, "TEM randomness (eta)",
+                          "TEM's sampler: 1 = fresh noise at every step, which lets TEM add texture "
+                          "instead of returning to an average; 0 = deterministic.")
 
 
 NETWORKS = ("irm64", "irm128", "tem128")
@@ -119,7 +124,7 @@ def run_irm128(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=N
 def run_tem(model: Model, inputs: dict, s: DiffBFRSettings, seeds, callback=None) -> list[np.ndarray]:
     """TEM: noise the IRM result to a small timestep and denoise with the clean-faces model."""
     x = to_batch(inputs["irm128"], model.device)
-    out = truncated_sample(denoiser(model, "tem128"), x, s.tem_t, s.tem_steps, s.eta,
+    out = truncated_sample(denoiser(model, "tem128"), x, s.tem_t, s.tem_steps, s.tem_eta,
                            generators(model, seeds, 2), callback)
     return to_images(out)
 
@@ -178,7 +183,7 @@ DIFFBFR = Method(
               run_irm128,
               lambda s: s.irm128_steps if s.irm2_start > 0 else 0,
               "conditional diffusion at 128 px from the noised, upsampled stage-1 face"),
-        Stage("tem", "TEM", ("irm128",), ("tem_t", "tem_steps") + _SAMPLING, run_tem,
+        Stage("tem", "TEM", ("irm128",), ("tem_t", "tem_steps", "tem_eta") + _SAMPLING, run_tem,
               lambda s: s.tem_steps if s.tem_t > 0 else 0,
               "unconditional clean-face model from a small timestep: texture"),
     ),
