@@ -1,5 +1,7 @@
 """bench/realism.py: pdist, KID and hf on constructed images and features, the feature network
-against the package's own."""
+against the package's own, and bench.quality's realism columns (tiny networks)."""
+import csv
+import json
 import math
 
 import cv2
@@ -116,3 +118,49 @@ def test_score_stages_pairs_each_face_with_its_own_clean_face(net):
     assert scores.means("blur")["hf"] < 1 and scores.means("blur")["pdist"] > 0
     assert scores.face("blur", 2) == {"pdist": scores.per_face["blur"]["pdist"][2], "hf": scores.per_face["blur"]["hf"][2]}
     assert set(scores.kid) == {"same", "blur", "swapped"} and len(scores.kid_clean) == 2
+
+
+# ---------------------------------------------------------------- bench.quality's columns
+
+@pytest.fixture(scope="module")
+def crops_dir(tmp_path_factory):
+    """Four square photos taken as aligned crops (--align crop): no dataset needed."""
+    from bench import common as C
+
+    d = tmp_path_factory.mktemp("crops")
+    for k in range(4):
+        C.save_rgb(d / f"{k}.png", face(k))
+    return d
+
+
+TINY = ["--tiny", "--irm64-steps", "1", "--irm128-steps", "1", "--tem-steps", "1", "--no-identity",
+        "--align", "crop"]
+
+
+def test_quality_reports_the_realism_columns(net, crops_dir, tmp_path, capsys):
+    from bench import quality
+
+    out = tmp_path / "q"
+    assert quality.main(["--hq-dir", str(crops_dir), "--out", str(out), "--sweep", "tem_t=0,20", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "| NIQE ↓ | pdist ↓ | KID×1000 ↓ | hf →1 |" in text and "realism scoring took" in text
+    rows = list(csv.DictReader(open(out / "faces.csv")))
+    restored = [r for r in rows if r["stage"] != "hq"]
+    assert len(restored) == 4 * 4 and all(float(r["pdist"]) > 0 and float(r["hf"]) > 0 for r in restored)
+    results = json.loads((out / "run.json").read_text())["results"]
+    tem = next(r for r in results["quality"] if r["stage"] == "tem")
+    assert tem["pdist"] > 0 and tem["kid_std"] >= 0 and tem["hf"] > 0
+    assert [r["value"] for r in results["sweep_tem_t"]] == [0.0, 20.0] and "kid" in results["sweep_tem_t"][0]
+    sweep = list(csv.DictReader(open(out / "sweep_tem_t.csv")))
+    assert all(float(r["pdist"]) > 0 and r["kid"] != "" for r in sweep)
+
+
+def test_no_realism_skips_the_scores(crops_dir, tmp_path, capsys):
+    from bench import quality
+
+    out = tmp_path / "off"
+    assert quality.main(["--hq-dir", str(crops_dir), "--out", str(out), "--limit", "2", "--no-realism", *TINY]) == 0
+    text = capsys.readouterr().out
+    assert "- realism: off (--no-realism)" in text and "| off | off | off |" in text
+    rows = list(csv.DictReader(open(out / "faces.csv")))
+    assert all(r["pdist"] == "" and r["hf"] == "" for r in rows)
