@@ -24,7 +24,7 @@ sees. All take numpy uint8 RGB faces of the same size (the 128 px frame).
 
 Input resolution: the 128 px face as it is (no resampling), the resolution every other score of
 the bench reads. Upsampling first (e.g. to Lite2's 260) would filter the very high frequencies
-these scores compare and cost 4x the time (measured 260 vs 70 ms per face here, unfolded).
+these scores compare and cost about 4x the time (4x the pixels).
 
 Lite2 is the bench's network only: no training loss may use it (trainers use Lite0), so no score
 here is one that a network was trained to lower.
@@ -79,8 +79,8 @@ def _pad_inside_conv(conv: nn.Conv2d) -> None:
 
 
 def _speed_up(net: nn.Module) -> nn.Module:
-    """Fold every BatchNorm, pad inside the convs, clip ReLU6 in place: the same outputs
-    (to ~1e-5 of values up to ~70) at ~0.6x the time on this CPU."""
+    """Fold every BatchNorm, pad inside the convs, clip ReLU6 in place: the same outputs (to
+    ~1e-4, tests/test_realism.py) without the BatchNorm and padding passes over memory (profiled: ~1/4 of the time)."""
     pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
     for block in net._blocks:
         pairs += [(block, c, b) for c, b in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
