@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from diffbfr.nets.panini_prior import TINY_GENERATOR, Generator
 from diffbfr.train import loop
@@ -68,6 +69,12 @@ def test_hybrid_prior_run_exports_and_warm_starts_its_encoder(pack, tmp_path):
     warm = train.main(common + ["--max-steps", "0", "--run-dir", str(tmp_path / "b"), "--export", str(tmp_path / "w2"),
                                 "--init-from", str(tmp_path / "w")])
     assert warm["prior_steps"] == 2 and warm["val_rec_psnr"] == pytest.approx(first["val_rec_psnr"], abs=0.05)
+    # the restorer starts its LQ encoder from the hybrid prior's
+    train.main(["panini-restore", "--pack", str(pack), "--tiny", "--batch", "2", "--threads", "1", "--val-every", "0",
+                "--bf16", "off", "--max-steps", "0", "--prior", str(tmp_path / "w" / "generator.safetensors"),
+                "--dre", "random", "--run-dir", str(tmp_path / "r"), "--export", str(tmp_path / "rw")])
+    a, b = load_file(str(tmp_path / "w" / "encoder.safetensors")), load_file(str(tmp_path / "rw" / "encoder.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_pick_bf16_keeps_the_faster_and_says_so(capsys):

@@ -179,6 +179,10 @@ def build(args, run_dir: Path) -> dict:
                 raise InitError(f"{args.prior}: generator config {stored} is not the one trained here {cfg.generator}")
             load_into(net.generator, args.prior)
             log(f"prior: {args.prior}; discriminator: {warm_discriminator(d, Path(args.prior).parent)}")
+            enc = Path(args.prior).parent / "encoder.safetensors"  # the hybrid prior's: it already reads faces
+            if enc.is_file() and read_config(enc)[0] == cfg.encoder.to_dict():
+                load_into(net.encoder, enc)
+                log(f"LQ encoder starts from the hybrid prior's: {enc}")
         if args.dre != "random":
             load_into(net.dre, args.dre)
             log(f"DRE: {args.dre}")
