@@ -156,8 +156,10 @@ def main(argv=None) -> int:
         notes = "".join(f"\n  note: {n}" for n in rec["notices"])
         if rec["faces"]:
             done.append(entry)
-            print(f"{path.name}: restored {len(rec['faces'])} face(s) in {rec['timings_s']['file_total']:.2f} s"
-                  + notes)
+            left = sum(f["left_as_it_was"] for f in rec["faces"])
+            print(f"{path.name}: restored {len(rec['faces']) - left} face(s)"
+                  + (f", left {left} as it was" if left else "")
+                  + f" in {rec['timings_s']['file_total']:.2f} s" + notes)
         else:
             no_face.append(entry)
             print(f"{path.name}: no face restored, nothing written but {names[path]}.json" + notes)

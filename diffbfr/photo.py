@@ -242,6 +242,22 @@ def restore_face(model: Model, face: np.ndarray, s=None) -> FaceStages:
 
 
 # ---------------------------------------------------------------- whole photos
+def left_as_is(nfe: dict[str, int]) -> bool:
+    """True when settings run no network at all (every stage's nfe 0): the face stays as it was."""
+    return not any(nfe.values())
+
+
+def counted(faces: Sequence["FaceResult"]) -> str:
+    """'restored 2 faces, left 1 as it was': restored and untouched faces counted apart."""
+    left = sum(f.left_as_is for f in faces)
+    n = len(faces) - left
+    parts = [f"restored {n} face{'s' if n != 1 else ''}"] if n or not left else []
+    if left:
+        parts.append(f"left {left} face{'s' if left != 1 else ''} as it was" if not parts
+                     else f"left {left} as it was")
+    return ", ".join(parts)
+
+
 @dataclass
 class FaceResult:
     index: int                    # position among the faces found in the photo (left to right)
@@ -251,6 +267,12 @@ class FaceResult:
     settings: object = None       # the settings this face was restored with
     auto: AutoFace | None = None  # with Auto: the estimated degradation, in numbers and words
 
+    @property
+    def left_as_is(self) -> bool:
+        """No stage ran a network (every start step 0, e.g. Auto on a sharp face): the face is
+        the input as it was, and must not be reported as restored."""
+        return left_as_is(self.stages.nfe)
+
     def stage_strip(self, method: Method, size: int = FRAME) -> np.ndarray:
         """The input face and every stage side by side (the CLI's and the app's
         <photo>_face<k>_stages.png)."""
@@ -259,7 +281,7 @@ class FaceResult:
     def to_record(self, method: Method) -> dict:
         """This face in PhotoResult.to_record()."""
         return {"index": self.index + 1, "face_size_px": round(float(self.aligned.face_size), 1),
-                "identity_distance": self.identity,
+                "identity_distance": self.identity, "left_as_it_was": self.left_as_is,
                 "settings": None if self.settings is None else S.to_dict(self.settings),
                 "auto": None if self.auto is None else {"estimate": self.auto.estimate.as_dict(),
                                                         "words": self.auto.words},
@@ -390,8 +412,12 @@ class PhotoRestorer:
                + (f", restoring {n}" if n != len(found) else ""))
         autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
         per = [a.settings if a is not None else s for a in autos]
-        for i, a in zip(chosen, autos):
-            if a is not None:
+        for i, a, fs in zip(chosen, autos, per):
+            if left_as_is(self.model.method.nfe(fs)):   # said in words: "restored" would be untrue
+                notices.append(f"Face {i + 1}: left as it was: "
+                               + ("already sharp (Auto chose no restoration steps for it)." if a is not None
+                                  else "the settings run no restoration step (every start step is 0)."))
+            elif a is not None:
                 picked = ", ".join(f"{k} {getattr(a.settings, k):g}" for k in self.auto.calibration.fields)
                 notices.append(f"Face {i + 1}: {a.words} → Auto: {picked}.")
         t1 = time.perf_counter()
@@ -421,7 +447,7 @@ class PhotoRestorer:
                  for i, st, fs, a in zip(chosen, stages, per, autos)]
         timings["identity"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
-        report(1.0, f"Done: {n} face{'s' if n != 1 else ''}")
+        report(1.0, f"Done: {counted(faces)}")
         return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
 
     def _auto_faces(self, found, chosen, key, aligned, s) -> list[AutoFace]:

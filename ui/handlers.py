@@ -38,6 +38,9 @@ from .views import (
 
 log = logging.getLogger("diffbfr.app")
 TOAST_S = 6   # warnings fade instead of piling up over new results
+AUTO_OFF = ("**Auto is off**: these are the sliders' settings, the same for every face (moving the "
+            "fidelity slider or a start step switches Auto off). Tick **Auto** to let it choose each "
+            "face's start steps again.")
 
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
@@ -234,6 +237,8 @@ class Handlers:
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
         status += "".join(f"\n- {n}" for n in up.notices)
+        if not c.auto and any(self.app.restorers[n].auto is not None for n in names):
+            status += f"\n- {AUTO_OFF}"   # the fidelity slider or a start step switched it off: say so
         shown = {"state": up, "status": status,
                  "pick": gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not c.aligned,
                                    value=[f.index for f in first.faces] if up.selection is None else up.selection)}

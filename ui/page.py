@@ -127,7 +127,8 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
     has_auto = any(r.auto is not None for r in app.restorers.values())
     c["auto"] = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
                             info="Each face gets settings calibrated for its estimated degradation "
-                                 "(shown under the result). Moving a start-step slider switches it off.",
+                                 "(shown under the result). Moving the fidelity slider or a start step "
+                                 "switches it off; tick it again to go back.",
                             visible=app.restorers[first].auto is not None, elem_id="auto")
     return gr.Column()
 

@@ -15,7 +15,7 @@ from diffbfr import settings as S
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
 from diffbfr.imageio import upscale_nearest
 from diffbfr.methods import Method, Model
-from diffbfr.photo import PhotoResult
+from diffbfr.photo import PhotoResult, counted
 
 DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gallery
 
@@ -56,8 +56,9 @@ def identity_markdown(results: list[PhotoResult], titles: dict[str, str], qualit
     lines = [head, "|---|" + ("---|" if many else "") + "---|---|"]
     for r, f in rows:
         num = "n/a" if f.identity is None else f"{f.identity:.3f}"
+        meaning = "left as it was (not restored)" if f.left_as_is else identity_meaning(f.identity)
         lines.append(f"| {f.index + 1} | " + (f"{titles[r.method]} | " if many else "")
-                     + f"{num} | {identity_meaning(f.identity)} |")
+                     + f"{num} | {meaning} |")
     lines.append(f"\n*Distance between dlib face embeddings: 0 = identical, below {SAME_PERSON_THRESHOLD} "
                  "= same person.*")
     if not quality_ok:
@@ -76,7 +77,7 @@ def status_markdown(result: PhotoResult, method: Method, label: str = "") -> str
         reused = [method.labels[st] for st in order if st not in ran]
         seconds = {st: sum(f.stages.timings.get(st, 0.0) for f in result.faces) for st in ran}
         ran_txt = ", ".join(f"{method.labels[st]} {seconds[st]:.2f} s" for st in ran) or "nothing"
-        head = (f"**{method.title}: restored {n} face{'s' if n != 1 else ''}** in "
+        head = (f"**{method.title}: {counted(result.faces)}** in "
                 f"{result.timings.get('total', 0):.2f} s (ran: {ran_txt}"
                 + (f"; reused from cache: {', '.join(reused)}" if reused else "") + ").")
     lines = [head] + [f"- {msg}" for msg in result.notices]
