@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
@@ -30,7 +30,8 @@ from .faces.models import load_once
 from .faces.identity import face_embedding
 from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back
 from .frame import FRAME, frame_face, is_square
-from .imageio import stage_strip
+from .grey import grey_rgb, is_nearly_grey
+from .imageio import NEARLY_GREY_NOTICE, stage_strip
 from .methods import get as method_named
 from .methods.base import INPUT, Method, Model
 
@@ -387,10 +388,14 @@ class PhotoRestorer:
         if limits:   # no start step beyond the timesteps its network was trained at: SettingsError
             S.validate(type(s), {n: getattr(s, n) for n in limits}, limits)
         key = key or image_key(image)
+        grey = is_greyscale(image)
+        grey_notices = []
+        if not grey and is_nearly_grey(image):   # a scan of a grey print: restored as grey (diffbfr/grey.py)
+            image, grey, grey_notices = grey_rgb(image), True, [NEARLY_GREY_NOTICE]
         t0 = time.perf_counter()
         report(0.0, "Taking the aligned face" if aligned else "Detecting faces")
         found, face_notices = self.find(image, aligned, key, thorough)
-        notices = list(face_notices)
+        notices = grey_notices + list(face_notices)
         timings = {"detect": time.perf_counter() - t0}
         chosen = self.default_selection(found) if select is None else \
             sorted({int(i) for i in select if 0 <= int(i) < len(found)})
@@ -425,12 +430,14 @@ class PhotoRestorer:
                                [(key, aligned, i) for i in chosen], lambda f, m: report(0.1 + 0.75 * f, m),
                                self.runner)
         timings["stages"] = time.perf_counter() - t1
+        if grey:   # grey in, grey out everywhere: every stage image and download, not only the paste
+            stages = [replace(st, images={n: grey_rgb(im) for n, im in st.images.items()}) for st in stages]
 
         report(0.87, "Pasting faces back")
         t2 = time.perf_counter()
         out = paste_back(image, [found[i] for i in chosen], [st.result for st in stages], scale)
-        if is_greyscale(image):
-            notices.append("The input is greyscale, so the restored faces were pasted back in grey.")
+        if grey:
+            notices.append("The input is greyscale, so the restored faces and every stage are shown in grey.")
         if scale > 1:
             notices.append(f"Output {scale}x the input's size ({out.shape[1]}x{out.shape[0]}): the "
                            "background is upscaled (Lanczos), the faces carry their 128 px restoration.")
