@@ -231,7 +231,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _cli_value(kind: type):
+def cli_value(kind: type):
     """A flag's text -> a number when it reads as one, else the text unchanged, so that
     `validate` says what is wrong in its words (not argparse's 'invalid int value')."""
     def parse(text: str):
@@ -251,7 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser, settings_cls, title: str | No
     (`validate` then gives the default, lowered into the model's limits)."""
     group = parser.add_argument_group(title or f"{settings_cls.__name__} (settings)")
     for k in knobs(settings_cls):
-        group.add_argument(flag(k.name), dest=k.name, type=_cli_value(k.kind),
+        group.add_argument(flag(k.name), dest=k.name, type=cli_value(k.kind),
                            default=k.default if defaults else None,
                            help=f"{k.label}: {k.help} ({_num(k.lo)}-{_num(k.hi)}, default {_num(k.default)})")
 
@@ -274,6 +274,6 @@ def parse_sweep(settings_cls, spec: str) -> tuple[str, list]:
     if not vals:
         raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: use FIELD=v1,v2,...")
     try:
-        return name, [check_value(k, _cli_value(k.kind)(v.strip())) for v in vals]
+        return name, [check_value(k, cli_value(k.kind)(v.strip())) for v in vals]
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: {exc}") from None
