@@ -76,6 +76,8 @@ Limits = Mapping[str, "tuple[float, float]"]
 
 def _num(x: float) -> str:
     x = float(x)
+    if abs(x) >= 1e15:   # 1e308 written out is 309 digits: keep messages short
+        return f"{x:.3g}"
     return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
@@ -83,6 +85,9 @@ def _shown(value: Any) -> str:
     """A value as people (and JSON) write it, kept short."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, numbers.Integral) and abs(int(value)) >= 10**15:
+        digits = len(str(abs(int(value))))
+        return f"a {digits}-digit number" if digits > 18 else _num(float(value))
     if isinstance(value, numbers.Real):
         v = float(value)
         if math.isnan(v):
@@ -145,7 +150,10 @@ def check_value(k: Knob, value, limits: Limits | None = None, label: Callable[[s
             + (" (the range the loaded model was trained for)" if narrowed else ""))
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise SettingsError(f"{rule}; got {_shown(value)}", k.name)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:   # an integer beyond any float (a 309-digit number): out of range
+        raise SettingsError(f"{rule}; got {_shown(value)}", k.name) from None
     if not math.isfinite(v) or (k.kind is int and not v.is_integer()) or not lo <= v <= hi:
         raise SettingsError(f"{rule}; got {_shown(value)}", k.name)
     return int(v) if k.kind is int else v

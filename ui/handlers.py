@@ -347,6 +347,8 @@ class Handlers:
         `auto` (default on, as on the page) picks the start steps per face, except when the
         settings name one of them (as moving a start-step slider switches Auto off on the
         page); `scale` "auto" (the page's default), "1", "2" or "4"."""
+        if not image:
+            raise gr.Error("No photo: send one with the call (gradio_client: handle_file(path)).")
         if method not in self.app.restorers:
             raise gr.Error(f"method {method!r} is not available; available: {', '.join(self.app.restorers)}")
         restorer = self.app.restorers[method]
@@ -363,7 +365,7 @@ class Handlers:
                 result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
                                           auto=use_auto)
         except (ImageError, ValueError, KeyError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(without_paths(exc)) from None
         finally:
             self.files.discard_upload(image, grace=True)
             release_memory()

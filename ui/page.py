@@ -12,6 +12,7 @@ import gradio as gr
 
 from diffbfr import methods
 
+from .api_errors import PlainErrorBlocks
 from .files import is_aligned_example
 from .handlers import Handlers
 from .outputs import LOAD, PHOTO
@@ -78,7 +79,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
     """The page. warm_examples: restore the examples in the background (Handlers.warm_examples)."""
     h = Handlers(app, example_files())
     c: dict[str, gr.components.Component] = {}   # the page's components by name
-    with gr.Blocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
+    # PlainErrorBlocks: every failure, Gradio's own checks included, reaches people in words
+    with PlainErrorBlocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
         c["state"] = gr.State(None)
         _header(app)
         with gr.Row(equal_height=False):

@@ -24,10 +24,20 @@ DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gal
 _ABS_PATH = re.compile(r"(?<![\w.~/\\])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"(),;\[\]]+)+[/\\]?")
 
 
+# a run of more than 15 digits (a 309-digit integer someone sent): shortened in messages
+_LONG_NUMBER = re.compile(r"\d{16,}")
+
+
+def short_numbers(text: str) -> str:
+    """Every number longer than 15 digits as its first digits and its length: '123456…(309 digits)'."""
+    return _LONG_NUMBER.sub(lambda m: f"{m.group()[:6]}…({len(m.group())} digits)", str(text))
+
+
 def without_paths(text: str) -> str:
-    """A message for the page with every absolute file path cut to its last part: an error's
-    wording may name server folders (uploads, weights), which visitors never need to see."""
-    return _ABS_PATH.sub(lambda m: re.split(r"[/\\]", m.group().rstrip("/\\"))[-1], str(text))
+    """A message for the page with every absolute file path cut to its last part (an error's
+    wording may name server folders, uploads, weights, which visitors never need to see) and
+    every very long number shortened (short_numbers)."""
+    return short_numbers(_ABS_PATH.sub(lambda m: re.split(r"[/\\]", m.group().rstrip("/\\"))[-1], str(text)))
 
 
 def settings_from_ui(method: Method, values) -> object:
