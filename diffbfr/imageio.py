@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .grey import is_nearly_grey
+from .jpeg_damage import damage
 
 # The band decoders, decode slots and release_memory live in large_images; re-exported so that
 # `from diffbfr.imageio import release_memory, DECODE_SLOTS` (app, tests) keeps working
@@ -65,6 +66,8 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
+DAMAGED_NOTICE = ("The file is damaged (its JPEG data is corrupt in places); the result may be incomplete: "
+                  "parts of the photo, and faces in them, may be missing or smeared.")
 NEARLY_GREY_NOTICE = ("The photo is nearly black and white (its colour channels differ by a few levels, "
                       "as in a scan): it is treated as black and white, so every result stays grey.")
 
@@ -114,7 +117,10 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SI
             raise _decode_error(name, exc) from None
         # leaving `with im` closes the image, which frees its pixels, before the turn ends
         with _turn(im, max_pixels), im:
-            return _from_pil(im, max_pixels, min_side, notices=[], name=name)
+            loaded = _from_pil(im, max_pixels, min_side, notices=[], name=name)
+            if im.format == "JPEG" and damage(fp.getvalue() if isinstance(fp, io.BytesIO) else fp):
+                loaded.notices.insert(0, DAMAGED_NOTICE)   # Pillow decodes a damaged JPEG without a word
+            return loaded
 
 
 def _decode_error(name: str, exc: Exception) -> ImageError:
