@@ -102,3 +102,30 @@ def test_auto_switched_off_says_so_and_ticking_it_goes_back(model, tmp_path, mon
     up, again, *_ = _call(h.on_tune, up, auto=True)
     assert "→ Auto:" in again and "Auto is off" not in again
     assert np.array_equal(up.last[0].faces[0].stages.result, first_image)
+
+
+# ---------------------------------------------------------------- 3. what happens to uploads and results
+def test_a_rerun_deletes_the_previous_result_files_and_old_ones_age_out(model, tmp_path, monkeypatch):
+    import os
+    import time
+    from ui import files as ui_files
+    h = _handlers(model, tmp_path, monkeypatch)
+    up = _quiet(h.on_image, str(FACE))[0]
+    up, _, (before, after), _, _, _, face_files, *_ = _call(h.on_restore, up)
+    first = [after, *face_files["value"]]
+    assert all(Path(p).exists() for p in first)
+    up, _, (before2, after2), _, _, _, face_files2, *_ = _call(h.on_tune, up, tem_t=5)
+    assert not any(Path(p).exists() for p in first)        # replaced on the page: gone from disk
+    assert all(Path(p).exists() for p in [before2, after2, *face_files2["value"]])
+    old = time.time() - ui_files.RESULT_TTL_S - 10
+    for p in [before2, after2]:
+        os.utime(p, (old, old))
+    h.files.last_ttl_walk = 0.0
+    h.files.write("another.png", np.zeros((8, 8, 3), np.uint8))
+    assert not Path(before2).exists() and not Path(after2).exists()
+
+
+def test_the_page_promises_what_happens(model, tmp_path, monkeypatch):
+    from ui.page import LICENCE
+    assert "never kept" not in LICENCE
+    assert "deleted once restored" in LICENCE and "45 minutes" in LICENCE and "rerun deletes" in LICENCE

@@ -23,6 +23,7 @@ from .views import without_paths
 log = logging.getLogger("diffbfr.app")
 API_NAME = "restore"
 API_ARGUMENTS = ("image", "method", "aligned", "settings_json", "auto", "scale")
+OLDEST_CALL = 4   # calls from before `auto` and `scale` existed: image, method, aligned, settings_json
 NOT_UPLOADED = ("The photo must be uploaded with the call (gradio_client: handle_file(path)); a URL or a file "
                 "path on the server is not accepted.")
 NOT_AN_IMAGE = "The photo could not be read as an image: send a PNG, JPEG or WebP file."
@@ -33,8 +34,8 @@ MAX_CHARS = 300
 
 
 def wrong_count(got: int) -> str:
-    return (f"The restore call takes {len(API_ARGUMENTS)} arguments ({', '.join(API_ARGUMENTS)}); "
-            f"got {got}.")
+    return (f"The restore call takes {len(API_ARGUMENTS)} arguments ({', '.join(API_ARGUMENTS)}; the last "
+            f"two may be left out); got {got}.")
 
 
 def plain_message(exc: BaseException) -> str:
@@ -57,7 +58,10 @@ class PlainErrorBlocks(gr.Blocks):
         fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
         if getattr(fn, "api_name", None) == API_NAME and isinstance(inputs, list) \
                 and len(inputs) != len(fn.inputs):
-            raise gr.Error(wrong_count(len(inputs)))
+            if not OLDEST_CALL <= len(inputs) < len(fn.inputs):
+                raise gr.Error(wrong_count(len(inputs)))
+            # an older call (README: image, method, aligned, settings) gets the page's defaults
+            inputs = inputs + [block.value for block in fn.inputs[len(inputs):]]
         try:
             return await super().process_api(block_fn, inputs, *args, **kwargs)
         except gr.Error as exc:   # ours: already words; still no path or long number

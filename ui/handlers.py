@@ -247,10 +247,13 @@ class Handlers:
         if not first.faces:
             warn(first.notices[-1] if first.notices else "No face found.")
             return cleared(**shown)
+        # what this tab showed before is replaced now: its files go (no longer clickable)
+        self.files.delete(up.files)
         before, after = self.files.result_pair(up, rgb, first.image, first.scale)
         gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
         titles = {n: methods.get(n).title for n in names}
         face_files = self._face_files(up, results)
+        up.files = [after, *face_files]
         notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
         details = details_markdown(results)
         return outputs(**shown, result=(before, after), download=gr.update(value=after, visible=True),

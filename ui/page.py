@@ -52,7 +52,10 @@ shows, leaning on the prior more where your photo is more damaged."""
 
 LICENCE = ("The models are trained on UTKFace, which is for **non-commercial research only**; so "
            "are their results, and the `composite_*` examples (averages of 36 UTKFace faces each: "
-           "no real person). Photos you upload are deleted once restored and are never kept.")
+           "no real person). Photos you upload are deleted once restored. What the page shows you (the "
+           "restored photo, its before image, the faces and stages) stays on the server only while you can "
+           "still click it: a rerun deletes the previous result, and the rest is deleted after at most "
+           "45 minutes, or when the app stops.")
 
 CSS = """
 #stages .grid-wrap { min-height: 0 !important; height: auto !important; max-height: 720px; }
