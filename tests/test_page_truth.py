@@ -129,3 +129,20 @@ def test_the_page_promises_what_happens(model, tmp_path, monkeypatch):
     from ui.page import LICENCE
     assert "never kept" not in LICENCE
     assert "deleted once restored" in LICENCE and "45 minutes" in LICENCE and "rerun deletes" in LICENCE
+
+
+# ---------------------------------------------------------------- 4. a method that cannot run
+def test_an_untrained_method_shows_no_controls(model, tmp_path, monkeypatch):
+    import app as app_module
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    state = AppState({"diffbfr": model}, unavailable={"panini": "it is not trained yet"})
+    demo = app_module.build_demo(state)
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    panini = [i for i in by_id if i.startswith("panini-")]
+    assert panini and not any(by_id[i].visible for i in panini), panini
+    assert by_id["diffbfr-simple"].visible and by_id["diffbfr-irm_start"].visible
+    texts = [b.value for b in demo.blocks.values() if type(b).__name__ == "Markdown" and isinstance(b.value, str)]
+    assert not any(t.startswith("**Panini-Net**") for t in texts)
+    h = Handlers(state, [])
+    out = dict(zip(h.method_outputs, _quiet(h.on_method, None, "panini")))
+    assert out["panini-simple"]["visible"] is False and "not available" in out["status"]

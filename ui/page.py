@@ -176,11 +176,12 @@ def _advanced(c: dict, h: Handlers) -> list[gr.Slider]:
                                          "turned faces in group photos, about 1.5 s more per photo.")
         sliders, heading = [], None
         for name, k in h.layout:
-            if name != heading:
+            runs = name in h.app.restorers   # a method that cannot run shows no controls (kept
+            if name != heading and runs:     # hidden: the handlers read every slider by position)
                 heading = name
                 gr.Markdown(f"**{methods.get(name).title}** — {methods.get(name).description}")
             sliders.append(gr.Slider(*h.slider_range(name, k), step=k.step, label=k.label, info=k.help,
-                                     elem_id=f"{name}-{k.name}"))
+                                     elem_id=f"{name}-{k.name}", visible=runs))
     return sliders
 
 
