@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import methods
+from . import methods, paths
 from . import settings as S
 from .auto import Auto
 from .device import DeviceError, resolve_device
@@ -46,8 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("-i", "--input", required=True, help="a photo or a folder of photos")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: skip detection")
-    p.add_argument("--weights", default="weights",
-                   help="weights root (one folder per method) or one method's folder (default: weights)")
+    p.add_argument("--weights", default=str(paths.WEIGHTS),
+                   help="weights root (one folder per method) or one method's folder (default: the "
+                        "checkout's weights/, see diffbfr/paths.py)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--tiny", action="store_true", help="random tiny networks (testing only, no weights)")
     p.add_argument("--max-pixels", type=S.cli_value(int), default=None,

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from diffbfr import methods
+from diffbfr import methods, paths
 from diffbfr.auto import Auto
 from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
 
@@ -23,8 +23,7 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+ROOT, EXAMPLES = paths.ROOT, paths.EXAMPLES   # the checkout's (diffbfr/paths.py: also when installed)
 BOTH = "both"   # the method choice that runs every available method side by side
 log = logging.getLogger("diffbfr.app")
 DETECTION_BYTES = 16 * 2**20   # the aligned faces of the latest photos (a crowd: ~50 KB a face)
