@@ -18,7 +18,7 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.imageio import ImageError, load_image, release_memory, upscale_nearest
-from diffbfr.photo import image_key
+from diffbfr.photo import image_key, is_unsure
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles
@@ -217,8 +217,8 @@ class Handlers:
             with self._serving():
                 results = []
                 for k, name in enumerate(names):
-                    def report(f, m, _k=k, _n=name):
-                        progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
+                    def report(f, m, _k=k, _n=name):   # f None: the step's name, no frozen percentage
+                        progress(None if f is None else (_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
                     results.append(self._restore(name, rgb, up.key, up.selection, c, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
@@ -240,7 +240,9 @@ class Handlers:
         if not c.auto and any(self.app.restorers[n].auto is not None for n in names):
             status += f"\n- {AUTO_OFF}"   # the fidelity slider or a start step switched it off: say so
         shown = {"state": up, "status": status,
-                 "pick": gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not c.aligned,
+                 # one face shows its picker too when the detector is unsure of it (untick: leave it)
+                 "pick": gr.update(choices=face_choices(first.found), visible=not c.aligned and (
+                     len(first.found) > 1 or any(is_unsure(f) for f in first.found)),
                                    value=[f.index for f in first.faces] if up.selection is None else up.selection)}
         if not c.aligned:
             shown["preview"] = faces_preview(rgb, first.found, [f.index for f in first.faces])

@@ -67,6 +67,9 @@ CSS = """
   border: none !important; background: none !important; white-space: normal !important;
   font-size: 0.75rem; padding: 2px 4px !important; }
 #status { min-height: 2.5rem; }
+/* the columns stack below ~700 px (two of min_width 300 and the gaps): examples after the result */
+@media (max-width: 699px) { #examples_side { display: none !important; } }
+@media (min-width: 700px) { #examples_below { display: none !important; } }
 footer { display: none !important; }
 """
 
@@ -91,9 +94,15 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                 examples_box = _photo_column(c, app)
             with gr.Column(scale=3, min_width=300):
                 _result_column(c)
+        # the examples twice, one shown at a time (CSS): under the photo beside the result on a
+        # wide screen; on a phone, where the columns stack, after the result, not between
+        # Restore and it (9 examples pushed the result a screen down)
+        below = gr.Column(elem_id="examples_below")
         sliders = _advanced(c, h)
-        with examples_box:
-            examples = _examples(c)
+        examples = []
+        for box in (examples_box, below):
+            with box:
+                examples.append(_examples(c))
         _wire_photo(c, h, sliders, examples)
         _wire_tuning(c, h, sliders)
         _wire_method(c, h, sliders)
@@ -135,7 +144,7 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
                                  "(shown under the result). Moving the fidelity slider or a start step "
                                  "switches it off; tick it again to go back.",
                             visible=app.restorers[first].auto is not None, elem_id="auto")
-    return gr.Column()
+    return gr.Column(elem_id="examples_side")
 
 
 def _result_column(c: dict) -> None:
@@ -210,8 +219,10 @@ def _wire_photo(c: dict, h: Handlers, sliders: list, examples) -> None:
     inputs, outputs = _inputs(c, sliders), [c[n] for n in PHOTO]
     c["photo"].change(h.on_image, [c["photo"], c["state"]], [c[n] for n in LOAD], concurrency_id="load",
                       concurrency_limit=2, show_progress="hidden", **PRIVATE)
-    if examples is not None:   # a picked example is restored at once (warmed: from the cache)
-        examples.load_input_event.then(is_aligned_example, [c["photo"]], [c["aligned"]], queue=False, **PRIVATE) \
+    for ex in examples:   # a picked example is restored at once (warmed: from the cache)
+        if ex is None:
+            continue
+        ex.load_input_event.then(is_aligned_example, [c["photo"]], [c["aligned"]], queue=False, **PRIVATE) \
             .then(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[c["status"]], **PRIVATE)
     c["restore"].click(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[c["status"]],
                        **PRIVATE)
