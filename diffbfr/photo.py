@@ -39,6 +39,10 @@ from .methods.base import INPUT, Method, Model
 # detection: ~1-2 s of dlib passes), shown as its name without a number, not as a frozen "0 %"
 Progress = Callable[["float | None", str], None]
 MAX_FACES = 8   # CPU time grows linearly with faces; beyond this the largest are restored
+# The app's cap on one request's work (PhotoRestorer(work_budget=...)): network evaluations summed
+# over its faces. MAX_FACES faces at DiffBFR's defaults (2 + 4 + 2 each) fit; the most expensive
+# settings (50 + 50 + 20 a face) on a crowd held the one worker for 80 s (issue #30, bench.odd_shapes).
+WORK_BUDGET = 64
 # Below this detector score a detection is "unsure" and the page says how to leave it out: a
 # chimpanzee was found as a face (bench/README.md, known failures). Real faces score 0.4-2.7 on the
 # examples and the real photos, but a few soft or grey ones score 0-0.1 (astronaut_lowres,
@@ -338,8 +342,9 @@ class PhotoRestorer:
 
     def __init__(self, model: Model, cache_size: int = 512, max_faces: int = MAX_FACES,
                  identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None,
-                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES):
+                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES, work_budget: int | None = None):
         self.model = model
+        self.work_budget = work_budget   # network evaluations one restore may run (None: no cap)
         self.auto = auto              # None: the method has no calibrated automatic settings
         self.estimates = LRUCache(cache_size, cache_bytes)
         self.runner = runner
@@ -433,6 +438,8 @@ class PhotoRestorer:
                + (f", restoring {n}" if n != len(found) else ""))
         autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
         per = [a.settings if a is not None else s for a in autos]
+        if self.work_budget is not None:
+            chosen, autos, per = self._within_budget(found, chosen, autos, per, notices)
         for i, a, fs in zip(chosen, autos, per):
             if left_as_is(self.model.method.nfe(fs)):   # said in words: "restored" would be untrue
                 notices.append(f"Face {i + 1}: left as it was: "
@@ -472,6 +479,24 @@ class PhotoRestorer:
         timings["total"] = time.perf_counter() - t0
         report(1.0, f"Done: {counted(faces)}")
         return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
+
+    def _within_budget(self, found, chosen, autos, per, notices):
+        """At most work_budget network evaluations per request (each face's nfe, summed): the
+        largest faces first, at least one; the notice says what was left out and why."""
+        cost = [max(sum(self.model.method.nfe(fs).values()), 1) for fs in per]
+        if sum(cost) <= self.work_budget:
+            return chosen, autos, per
+        keep, total = [], 0
+        for j in sorted(range(len(chosen)), key=lambda j: -found[chosen[j]].face_size):
+            if not keep or total + cost[j] <= self.work_budget:
+                keep.append(j)
+                total += cost[j]
+        keep.sort()
+        notices.append(f"Restoring {len(keep)} of the {len(chosen)} faces (the largest): at these settings they "
+                       f"would take {sum(cost)} network evaluations, and one request may use {self.work_budget} "
+                       "so that no one holds the app for long. Fewer sampling steps, or fewer faces ticked, "
+                       "restore more at once.")
+        return [chosen[j] for j in keep], [autos[j] for j in keep], [per[j] for j in keep]
 
     def _auto_faces(self, found, chosen, key, aligned, s) -> list[AutoFace]:
         """Auto settings per chosen face; the estimate is cached per face, so a slider move
