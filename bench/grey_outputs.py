@@ -1,4 +1,4 @@
-"""Grey stays grey: python -m bench.grey [--weights DIR | --tiny]
+"""Grey stays grey: python -m bench.grey_outputs [--weights DIR | --tiny]
 
 A black-and-white photo must give grey outputs everywhere (issue #30, items 5 and 6): the
 restored photo, every stage image and the per-face downloads, at every setting. Photos: the
