@@ -97,8 +97,9 @@ def test_readme_and_ci_install_with_pyproject():
 
 def test_readme_gives_pytorchs_cpu_only_install_and_ci_stays_offline():
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in README
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "download.pytorch.org" not in ci and "pip install -q torch==2.13.0" in ci
+    commands = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if not ln.lstrip().startswith("#")]
+    assert not any("download.pytorch.org" in ln or "--index-url" in ln for ln in commands)   # offline here
+    assert any("pip install -q torch==2.13.0" in ln for ln in commands)
 
 
 def test_readme_says_apt_get_update_before_chromium():
