@@ -15,10 +15,12 @@ import argparse
 import logging
 import os
 import signal
+import sys
 
 import diffbfr  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads)
 import gradio as gr
 
+from diffbfr.device import DeviceError, resolve_device
 from ui.page import CSS, build_demo
 from ui.state import ON_ZERO_GPU, ROOT, create_app
 
@@ -51,8 +53,13 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop)
     args = parse_args(argv)
+    try:   # a GPU asked for on a CPU-only PyTorch: one sentence and status 2, not a traceback
+        device = str(resolve_device(args.device))
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     # not on ZeroGPU: its GPU is lent per request, and a warm-up has no request to borrow it for
-    demo = build_demo(create_app(args.weights, args.device, args.tiny),
+    demo = build_demo(create_app(args.weights, device, args.tiny),
                       warm_examples=not (args.no_warm or ON_ZERO_GPU))
     # one restore at a time: the model is not re-entrant-fast, and CPU Spaces have 2 cores
     demo.queue(default_concurrency_limit=1, max_size=32)

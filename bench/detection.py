@@ -58,6 +58,13 @@ _BOX = np.asarray(FACE_BOX_128, np.float64) * UTK_SIDE / FRAME
 BOX_WIDTH_IN_CROP = float(_BOX[2] - _BOX[0])
 BOX_CENTRE_IN_CROP = ((_BOX[0] + _BOX[2]) / 2 - 0.5, (_BOX[1] + _BOX[3]) / 2 - 0.5)
 
+# What the benchmark's photos do not measure and people have met (bench/README.md lists them too)
+KNOWN_FAILURES = (
+    "A chimpanzee's face is detected as a face (HOG; issue #30). Such detections often score low: below "
+    "photo.UNSURE_SCORE (0.3) the page and the CLI say the detector is unsure and how to leave the face out "
+    "(untick it under Faces to restore).",
+)
+
 
 @dataclass
 class TruthFace:
@@ -317,6 +324,8 @@ def run(photos: int, seed: int, real: bool = True, out: Path | None = None,
         if photos_real:
             print("\n## Real whole photos (../shared/data/real/whole)\n")
             print(real_table(dets, photos_real))
+    print("\n## Known failures (not in the numbers above)\n")
+    print("\n".join(f"- {k}" for k in KNOWN_FAILURES))
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return scores
 

@@ -21,13 +21,19 @@ import sys
 import time
 from pathlib import Path
 
-from . import methods
+from . import methods, paths
 from . import settings as S
 from .auto import Auto
-from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, save_png
+from .device import DeviceError, resolve_device
+from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image, save_png
 from .photo import PhotoRestorer
 
 DEFAULT_METHOD = "diffbfr"
+# --max-pixels is checked like a setting (settings.check_value: a whole number in range, never
+# NaN or infinity; refused with exit status 2, not clamped): 64x64 is the least that holds a
+# face; more than the loader decodes at all would change nothing.
+MAX_PIXELS = S.Knob("max_pixels", int, DEFAULT_MAX_PIXELS, 64 * 64, MAX_DECODE_PIXELS, 1, "--max-pixels",
+                    "downscale larger photos to this many pixels", MAX_DECODE_PIXELS, True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,11 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("-i", "--input", required=True, help="a photo or a folder of photos")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: skip detection")
-    p.add_argument("--weights", default="weights",
-                   help="weights root (one folder per method) or one method's folder (default: weights)")
+    p.add_argument("--weights", default=str(paths.WEIGHTS),
+                   help="weights root (one folder per method) or one method's folder (default: the "
+                        "checkout's weights/, see diffbfr/paths.py)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--tiny", action="store_true", help="random tiny networks (testing only, no weights)")
-    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS, help="downscale larger photos (pixels)")
+    p.add_argument("--max-pixels", type=S.cli_value(int), default=None,
+                   help=f"downscale larger photos to this many pixels ({MAX_PIXELS.lo}-{MAX_PIXELS.hi}, "
+                        f"default {DEFAULT_MAX_PIXELS})")
     p.add_argument("--auto", action="store_true",
                    help="choose the start steps per face from its estimated degradation (calibrated: "
                         "weights/<method>/auto_calibration.json); replaces the explicit start-step flags")
@@ -59,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     defaults=False)
     args = p.parse_args(argv)
     try:   # the one validation of settings (diffbfr/settings.py): a bad value is a message, exit 2
+        args.max_pixels = S.check_value(MAX_PIXELS, args.max_pixels, label=lambda _n: "--max-pixels")
         args.settings = S.from_arguments(method.settings, args)
     except S.SettingsError as exc:
         p.error(str(exc))
@@ -113,8 +123,13 @@ def main(argv=None) -> int:
     if not files:
         print(f"error: no image files (.png .jpg .webp ...) in {src}", file=sys.stderr)
         return 2
+    try:   # a GPU asked for on a CPU-only PyTorch: one sentence, not a traceback
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
-        model = methods.model_for(args.method, args.weights, random_tiny=args.tiny, device=args.device)
+        model = methods.model_for(args.method, args.weights, random_tiny=args.tiny, device=device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc} (use --weights DIR, or --tiny to test without weights)", file=sys.stderr)
         return 2
@@ -145,7 +160,7 @@ def main(argv=None) -> int:
     for path in files:
         try:
             rec = restore_file(restorer, path, out_dir, names[path], args.settings, args.aligned,
-                               int(args.max_pixels), args.upscale if args.upscale == "auto" else int(args.upscale),
+                               args.max_pixels, args.upscale if args.upscale == "auto" else int(args.upscale),
                                args.thorough, args.auto)
         except Exception as exc:  # a bad file is reported, the rest of the folder still runs
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
@@ -156,8 +171,10 @@ def main(argv=None) -> int:
         notes = "".join(f"\n  note: {n}" for n in rec["notices"])
         if rec["faces"]:
             done.append(entry)
-            print(f"{path.name}: restored {len(rec['faces'])} face(s) in {rec['timings_s']['file_total']:.2f} s"
-                  + notes)
+            left = sum(f["left_as_it_was"] for f in rec["faces"])
+            print(f"{path.name}: restored {len(rec['faces']) - left} face(s)"
+                  + (f", left {left} as it was" if left else "")
+                  + f" in {rec['timings_s']['file_total']:.2f} s" + notes)
         else:
             no_face.append(entry)
             print(f"{path.name}: no face restored, nothing written but {names[path]}.json" + notes)

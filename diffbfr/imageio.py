@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .grey import is_nearly_grey
+from .jpeg_damage import damage
+
 # The band decoders, decode slots and release_memory live in large_images; re-exported so that
 # `from diffbfr.imageio import release_memory, DECODE_SLOTS` (app, tests) keeps working
 from .large_images import (  # noqa: F401
@@ -61,6 +64,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+DAMAGED_NOTICE = ("The file is damaged (its JPEG data is corrupt in places); the result may be incomplete: "
+                  "parts of the photo, and faces in them, may be missing or smeared.")
+NEARLY_GREY_NOTICE = ("The photo is nearly black and white (its colour channels differ by a few levels, "
+                      "as in a scan): it is treated as black and white, so every result stays grey.")
 
 
 class ImageError(ValueError):
@@ -108,7 +117,10 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SI
             raise _decode_error(name, exc) from None
         # leaving `with im` closes the image, which frees its pixels, before the turn ends
         with _turn(im, max_pixels), im:
-            return _from_pil(im, max_pixels, min_side, notices=[], name=name)
+            loaded = _from_pil(im, max_pixels, min_side, notices=[], name=name)
+            if im.format == "JPEG" and damage(fp.getvalue() if isinstance(fp, io.BytesIO) else fp):
+                loaded.notices.insert(0, DAMAGED_NOTICE)   # Pillow decodes a damaged JPEG without a word
+            return loaded
 
 
 def _decode_error(name: str, exc: Exception) -> ImageError:
@@ -192,7 +204,9 @@ def _load(im: Image.Image, name: str, w: int, h: int) -> None:
 def _result(im: Image.Image, was_grey: bool, notices: list[str]) -> LoadedImage:
     rgb = np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
     if not was_grey:
-        was_grey = _channels_equal(rgb)
+        was_grey = is_nearly_grey(rgb)
+        if was_grey and not _channels_equal(rgb):
+            notices.append(NEARLY_GREY_NOTICE)
     if was_grey:  # exactly equal channels: downstream (paste-back) keeps such photos grey
         rgb = np.ascontiguousarray(np.repeat(np.asarray(im.convert("L"))[..., None], 3, axis=2))
     return LoadedImage(rgb=rgb, notices=notices, was_grey=was_grey)

@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
@@ -30,12 +30,24 @@ from .faces.models import load_once
 from .faces.identity import face_embedding
 from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back
 from .frame import FRAME, frame_face, is_square
-from .imageio import stage_strip
+from .grey import grey_rgb, is_nearly_grey
+from .imageio import NEARLY_GREY_NOTICE, stage_strip
 from .methods import get as method_named
 from .methods.base import INPUT, Method, Model
 
-Progress = Callable[[float, str], None]
+# (fraction done 0-1, what runs now); fraction None: a step that cannot say how far it is (face
+# detection: ~1-2 s of dlib passes), shown as its name without a number, not as a frozen "0 %"
+Progress = Callable[["float | None", str], None]
 MAX_FACES = 8   # CPU time grows linearly with faces; beyond this the largest are restored
+# The app's cap on one request's work (PhotoRestorer(work_budget=...)): network evaluations summed
+# over its faces. MAX_FACES faces at DiffBFR's defaults (2 + 4 + 2 each) fit; the most expensive
+# settings (50 + 50 + 20 a face) on a crowd held the one worker for 80 s (issue #30, bench.odd_shapes).
+WORK_BUDGET = 64
+# Below this detector score a detection is "unsure" and the page says how to leave it out: a
+# chimpanzee was found as a face (bench/README.md, known failures). Real faces score 0.4-2.7 on the
+# examples and the real photos, but a few soft or grey ones score 0-0.1 (astronaut_lowres,
+# two_faces_grey): the hint is a hint, the face is still restored.
+UNSURE_SCORE = 0.3
 
 
 def _silent(_fraction: float, _message: str) -> None:
@@ -242,6 +254,27 @@ def restore_face(model: Model, face: np.ndarray, s=None) -> FaceStages:
 
 
 # ---------------------------------------------------------------- whole photos
+def is_unsure(found: AlignedFace) -> bool:
+    """A detection whose score is low (UNSURE_SCORE): perhaps not a face at all."""
+    return found.face is not None and float(found.face.score) < UNSURE_SCORE
+
+
+def left_as_is(nfe: dict[str, int]) -> bool:
+    """True when settings run no network at all (every stage's nfe 0): the face stays as it was."""
+    return not any(nfe.values())
+
+
+def counted(faces: Sequence["FaceResult"]) -> str:
+    """'restored 2 faces, left 1 as it was': restored and untouched faces counted apart."""
+    left = sum(f.left_as_is for f in faces)
+    n = len(faces) - left
+    parts = [f"restored {n} face{'s' if n != 1 else ''}"] if n or not left else []
+    if left:
+        parts.append(f"left {left} face{'s' if left != 1 else ''} as it was" if not parts
+                     else f"left {left} as it was")
+    return ", ".join(parts)
+
+
 @dataclass
 class FaceResult:
     index: int                    # position among the faces found in the photo (left to right)
@@ -251,6 +284,12 @@ class FaceResult:
     settings: object = None       # the settings this face was restored with
     auto: AutoFace | None = None  # with Auto: the estimated degradation, in numbers and words
 
+    @property
+    def left_as_is(self) -> bool:
+        """No stage ran a network (every start step 0, e.g. Auto on a sharp face): the face is
+        the input as it was, and must not be reported as restored."""
+        return left_as_is(self.stages.nfe)
+
     def stage_strip(self, method: Method, size: int = FRAME) -> np.ndarray:
         """The input face and every stage side by side (the CLI's and the app's
         <photo>_face<k>_stages.png)."""
@@ -259,7 +298,7 @@ class FaceResult:
     def to_record(self, method: Method) -> dict:
         """This face in PhotoResult.to_record()."""
         return {"index": self.index + 1, "face_size_px": round(float(self.aligned.face_size), 1),
-                "identity_distance": self.identity,
+                "identity_distance": self.identity, "left_as_it_was": self.left_as_is,
                 "settings": None if self.settings is None else S.to_dict(self.settings),
                 "auto": None if self.auto is None else {"estimate": self.auto.estimate.as_dict(),
                                                         "words": self.auto.words},
@@ -303,8 +342,9 @@ class PhotoRestorer:
 
     def __init__(self, model: Model, cache_size: int = 512, max_faces: int = MAX_FACES,
                  identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None,
-                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES):
+                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES, work_budget: int | None = None):
         self.model = model
+        self.work_budget = work_budget   # network evaluations one restore may run (None: no cap)
         self.auto = auto              # None: the method has no calibrated automatic settings
         self.estimates = LRUCache(cache_size, cache_bytes)
         self.runner = runner
@@ -365,10 +405,14 @@ class PhotoRestorer:
         if limits:   # no start step beyond the timesteps its network was trained at: SettingsError
             S.validate(type(s), {n: getattr(s, n) for n in limits}, limits)
         key = key or image_key(image)
+        grey = is_greyscale(image)
+        grey_notices = []
+        if not grey and is_nearly_grey(image):   # a scan of a grey print: restored as grey (diffbfr/grey.py)
+            image, grey, grey_notices = grey_rgb(image), True, [NEARLY_GREY_NOTICE]
         t0 = time.perf_counter()
-        report(0.0, "Taking the aligned face" if aligned else "Detecting faces")
+        report(None, "Taking the aligned face" if aligned else "Detecting faces (about 1-2 s)")
         found, face_notices = self.find(image, aligned, key, thorough)
-        notices = list(face_notices)
+        notices = grey_notices + list(face_notices)
         timings = {"detect": time.perf_counter() - t0}
         chosen = self.default_selection(found) if select is None else \
             sorted({int(i) for i in select if 0 <= int(i) < len(found)})
@@ -386,12 +430,22 @@ class PhotoRestorer:
             return PhotoResult(image.copy(), image, [], found, notices, timings, s, self.model.name, aligned)
 
         n = len(chosen)
+        for i in chosen:
+            if is_unsure(found[i]):
+                notices.append(f"Face {i + 1}: the detector is unsure it is a face (score {found[i].face.score:.2f}); "
+                               "if it is not one, leave it out: untick it under **Faces to restore**.")
         report(0.1, f"Found {len(found)} face{'s' if len(found) != 1 else ''}"
                + (f", restoring {n}" if n != len(found) else ""))
         autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
         per = [a.settings if a is not None else s for a in autos]
-        for i, a in zip(chosen, autos):
-            if a is not None:
+        if self.work_budget is not None:
+            chosen, autos, per = self._within_budget(found, chosen, autos, per, notices)
+        for i, a, fs in zip(chosen, autos, per):
+            if left_as_is(self.model.method.nfe(fs)):   # said in words: "restored" would be untrue
+                notices.append(f"Face {i + 1}: left as it was: "
+                               + ("already sharp (Auto chose no restoration steps for it)." if a is not None
+                                  else "the settings run no restoration step (every start step is 0)."))
+            elif a is not None:
                 picked = ", ".join(f"{k} {getattr(a.settings, k):g}" for k in self.auto.calibration.fields)
                 notices.append(f"Face {i + 1}: {a.words} → Auto: {picked}.")
         t1 = time.perf_counter()
@@ -399,12 +453,14 @@ class PhotoRestorer:
                                [(key, aligned, i) for i in chosen], lambda f, m: report(0.1 + 0.75 * f, m),
                                self.runner)
         timings["stages"] = time.perf_counter() - t1
+        if grey:   # grey in, grey out everywhere: every stage image and download, not only the paste
+            stages = [replace(st, images={n: grey_rgb(im) for n, im in st.images.items()}) for st in stages]
 
         report(0.87, "Pasting faces back")
         t2 = time.perf_counter()
         out = paste_back(image, [found[i] for i in chosen], [st.result for st in stages], scale)
-        if is_greyscale(image):
-            notices.append("The input is greyscale, so the restored faces were pasted back in grey.")
+        if grey:
+            notices.append("The input is greyscale, so the restored faces and every stage are shown in grey.")
         if scale > 1:
             notices.append(f"Output {scale}x the input's size ({out.shape[1]}x{out.shape[0]}): the "
                            "background is upscaled (Lanczos), the faces carry their 128 px restoration.")
@@ -421,8 +477,26 @@ class PhotoRestorer:
                  for i, st, fs, a in zip(chosen, stages, per, autos)]
         timings["identity"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
-        report(1.0, f"Done: {n} face{'s' if n != 1 else ''}")
+        report(1.0, f"Done: {counted(faces)}")
         return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
+
+    def _within_budget(self, found, chosen, autos, per, notices):
+        """At most work_budget network evaluations per request (each face's nfe, summed): the
+        largest faces first, at least one; the notice says what was left out and why."""
+        cost = [max(sum(self.model.method.nfe(fs).values()), 1) for fs in per]
+        if sum(cost) <= self.work_budget:
+            return chosen, autos, per
+        keep, total = [], 0
+        for j in sorted(range(len(chosen)), key=lambda j: -found[chosen[j]].face_size):
+            if not keep or total + cost[j] <= self.work_budget:
+                keep.append(j)
+                total += cost[j]
+        keep.sort()
+        notices.append(f"Restoring {len(keep)} of the {len(chosen)} faces (the largest): at these settings they "
+                       f"would take {sum(cost)} network evaluations, and one request may use {self.work_budget} "
+                       "so that no one holds the app for long. Fewer sampling steps, or fewer faces ticked, "
+                       "restore more at once.")
+        return [chosen[j] for j in keep], [autos[j] for j in keep], [per[j] for j in keep]
 
     def _auto_faces(self, found, chosen, key, aligned, s) -> list[AutoFace]:
         """Auto settings per chosen face; the estimate is cached per face, so a slider move

@@ -76,6 +76,8 @@ Limits = Mapping[str, "tuple[float, float]"]
 
 def _num(x: float) -> str:
     x = float(x)
+    if abs(x) >= 1e15:   # 1e308 written out is 309 digits: keep messages short
+        return f"{x:.3g}"
     return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
@@ -83,6 +85,9 @@ def _shown(value: Any) -> str:
     """A value as people (and JSON) write it, kept short."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, numbers.Integral) and abs(int(value)) >= 10**15:
+        digits = len(str(abs(int(value))))
+        return f"a {digits}-digit number" if digits > 18 else _num(float(value))
     if isinstance(value, numbers.Real):
         v = float(value)
         if math.isnan(v):
@@ -145,7 +150,10 @@ def check_value(k: Knob, value, limits: Limits | None = None, label: Callable[[s
             + (" (the range the loaded model was trained for)" if narrowed else ""))
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise SettingsError(f"{rule}; got {_shown(value)}", k.name)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:   # an integer beyond any float (a 309-digit number): out of range
+        raise SettingsError(f"{rule}; got {_shown(value)}", k.name) from None
     if not math.isfinite(v) or (k.kind is int and not v.is_integer()) or not lo <= v <= hi:
         raise SettingsError(f"{rule}; got {_shown(value)}", k.name)
     return int(v) if k.kind is int else v
@@ -231,7 +239,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _cli_value(kind: type):
+def cli_value(kind: type):
     """A flag's text -> a number when it reads as one, else the text unchanged, so that
     `validate` says what is wrong in its words (not argparse's 'invalid int value')."""
     def parse(text: str):
@@ -251,7 +259,7 @@ def add_arguments(parser: argparse.ArgumentParser, settings_cls, title: str | No
     (`validate` then gives the default, lowered into the model's limits)."""
     group = parser.add_argument_group(title or f"{settings_cls.__name__} (settings)")
     for k in knobs(settings_cls):
-        group.add_argument(flag(k.name), dest=k.name, type=_cli_value(k.kind),
+        group.add_argument(flag(k.name), dest=k.name, type=cli_value(k.kind),
                            default=k.default if defaults else None,
                            help=f"{k.label}: {k.help} ({_num(k.lo)}-{_num(k.hi)}, default {_num(k.default)})")
 
@@ -274,6 +282,6 @@ def parse_sweep(settings_cls, spec: str) -> tuple[str, list]:
     if not vals:
         raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: use FIELD=v1,v2,...")
     try:
-        return name, [check_value(k, _cli_value(k.kind)(v.strip())) for v in vals]
+        return name, [check_value(k, cli_value(k.kind)(v.strip())) for v in vals]
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(f"bad --sweep {spec!r}: {exc}") from None

@@ -319,7 +319,7 @@ def test_auto_sets_each_face_and_says_why(model, tmp_path, monkeypatch):
     assert {k: getattr(face.settings, k) for k in auto.calibration.fields} == \
         {k: getattr(face.auto.settings, k) for k in auto.calibration.fields}
     (up, status2, *_), _ = call(h.on_tune, up, auto=False)      # manual again: the sliders' values
-    assert "Auto" not in status2 and up.last[0].faces[0].auto is None
+    assert "→ Auto" not in status2 and "Auto is off" in status2 and up.last[0].faces[0].auto is None
 
 
 def test_uncertainty_view_after_a_restore(handlers):

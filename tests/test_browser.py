@@ -191,12 +191,16 @@ def test_phone_width_shows_the_result_before_the_settings(server, page, tmp_path
                 pg.locator(sel).scroll_into_view_if_needed()
             pg.wait_for_timeout(500)
             pg.screenshot(path=str(shot), full_page=True)
-            top = {sel: pg.locator(sel).bounding_box()["y"] for sel in ("#restore", "#result", "#advanced")}
+            top = {sel: pg.locator(sel).bounding_box()["y"] for sel in ("#restore", "#result", "#advanced",
+                                                                          "#examples_below")}
+            side_examples_hidden = pg.locator("#examples_side").is_hidden()
             width = pg.evaluate("document.documentElement.scrollWidth")
         finally:
             pg.close()
     print(f"phone screenshot: {shot}")
     assert top["#restore"] < top["#result"] < top["#advanced"], top   # no scrolling past every setting
+    # nor past the examples (issue #30, item 19): they come after the result on a phone
+    assert side_examples_hidden and top["#result"] < top["#examples_below"], top
     assert width <= 400   # nothing wider than the phone
 
 

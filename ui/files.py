@@ -29,6 +29,10 @@ from diffbfr.imageio import save_png
 MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
 API_UPLOAD_GRACE_S = 120.0  # API uploads of identical bytes share one file while queued: delete later
 KEEP_NEWEST_S = 60.0      # never prune a file younger than this: Gradio may still be copying it
+# A result file older than this is deleted even under MAX_BYTES: the page's promise (page.LICENCE)
+# is that what it showed stays only while it may still be clicked. Gradio's own cache (the
+# stage gallery's images) is cleared on the same clock (page.build_demo: delete_cache).
+RESULT_TTL_S = 1800.0
 
 
 def _sha256(path: Path) -> str:
@@ -58,6 +62,7 @@ class AppFiles:
         # folder only once this passes max_bytes, not on every file of every slider move
         self.bytes_estimate = 0
         self.pending: set[Path] = set()   # API uploads to delete once the grace period is over
+        self.last_ttl_walk = time.time()  # when prune() last looked for result files past RESULT_TTL_S
         atexit.register(shutil.rmtree, self.outdir, True)
 
     def write(self, filename: str, image: np.ndarray) -> str:
@@ -79,10 +84,30 @@ class AppFiles:
             self.bytes_estimate += save_png(before, upscale(rgb, scale), compress_level=1).stat().st_size
         return str(before), self.write(f"{up.name}_restored.png", restored)
 
+    def delete(self, paths) -> None:
+        """Delete result files the page no longer shows (a tab's previous result, replaced by a
+        rerun); the before image is shared by every tab showing that photo and ages out instead."""
+        for p in paths or ():
+            path = Path(p)
+            if self.outdir in path.parents and path.parent.name != "before":
+                path.unlink(missing_ok=True)
+                try:
+                    path.parent.rmdir()   # write() gives each file its own folder
+                except OSError:
+                    pass
+
     def prune(self) -> None:
-        """Delete the oldest result files until the folder is under max_bytes, and the API
-        uploads whose grace period is over."""
+        """Delete the oldest result files until the folder is under max_bytes, the result files
+        older than RESULT_TTL_S, and the API uploads whose grace period is over."""
         now = time.time()
+        if now - self.last_ttl_walk > 60:   # a walk of the folder at most once a minute
+            self.last_ttl_walk = now
+            for f in self.outdir.rglob("*.png"):
+                try:
+                    if now - f.stat().st_mtime > RESULT_TTL_S:
+                        f.unlink(missing_ok=True)
+                except OSError:
+                    continue
         for p in list(self.pending):
             try:
                 if now - p.stat().st_mtime > API_UPLOAD_GRACE_S:

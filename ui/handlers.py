@@ -18,7 +18,7 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.imageio import ImageError, load_image, release_memory, upscale_nearest
-from diffbfr.photo import image_key
+from diffbfr.photo import image_key, is_unsure
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles
@@ -38,6 +38,9 @@ from .views import (
 
 log = logging.getLogger("diffbfr.app")
 TOAST_S = 6   # warnings fade instead of piling up over new results
+AUTO_OFF = ("**Auto is off**: these are the sliders' settings, the same for every face (moving the "
+            "fidelity slider or a start step switches Auto off). Tick **Auto** to let it choose each "
+            "face's start steps again.")
 
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
@@ -214,8 +217,8 @@ class Handlers:
             with self._serving():
                 results = []
                 for k, name in enumerate(names):
-                    def report(f, m, _k=k, _n=name):
-                        progress((_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
+                    def report(f, m, _k=k, _n=name):   # f None: the step's name, no frozen percentage
+                        progress(None if f is None else (_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
                     results.append(self._restore(name, rgb, up.key, up.selection, c, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
@@ -234,18 +237,25 @@ class Handlers:
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
         status += "".join(f"\n- {n}" for n in up.notices)
+        if not c.auto and any(self.app.restorers[n].auto is not None for n in names):
+            status += f"\n- {AUTO_OFF}"   # the fidelity slider or a start step switched it off: say so
         shown = {"state": up, "status": status,
-                 "pick": gr.update(choices=face_choices(first.found), visible=len(first.found) > 1 and not c.aligned,
+                 # one face shows its picker too when the detector is unsure of it (untick: leave it)
+                 "pick": gr.update(choices=face_choices(first.found), visible=not c.aligned and (
+                     len(first.found) > 1 or any(is_unsure(f) for f in first.found)),
                                    value=[f.index for f in first.faces] if up.selection is None else up.selection)}
         if not c.aligned:
             shown["preview"] = faces_preview(rgb, first.found, [f.index for f in first.faces])
         if not first.faces:
             warn(first.notices[-1] if first.notices else "No face found.")
             return cleared(**shown)
+        # what this tab showed before is replaced now: its files go (no longer clickable)
+        self.files.delete(up.files)
         before, after = self.files.result_pair(up, rgb, first.image, first.scale)
         gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
         titles = {n: methods.get(n).title for n in names}
         face_files = self._face_files(up, results)
+        up.files = [after, *face_files]
         notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
         details = details_markdown(results)
         return outputs(**shown, result=(before, after), download=gr.update(value=after, visible=True),
@@ -342,6 +352,8 @@ class Handlers:
         `auto` (default on, as on the page) picks the start steps per face, except when the
         settings name one of them (as moving a start-step slider switches Auto off on the
         page); `scale` "auto" (the page's default), "1", "2" or "4"."""
+        if not image:
+            raise gr.Error("No photo: send one with the call (gradio_client: handle_file(path)).")
         if method not in self.app.restorers:
             raise gr.Error(f"method {method!r} is not available; available: {', '.join(self.app.restorers)}")
         restorer = self.app.restorers[method]
@@ -358,7 +370,7 @@ class Handlers:
                 result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
                                           auto=use_auto)
         except (ImageError, ValueError, KeyError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(without_paths(exc)) from None
         finally:
             self.files.discard_upload(image, grace=True)
             release_memory()

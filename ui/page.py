@@ -12,6 +12,7 @@ import gradio as gr
 
 from diffbfr import methods
 
+from .api_errors import PlainErrorBlocks
 from .files import is_aligned_example
 from .handlers import Handlers
 from .outputs import LOAD, PHOTO
@@ -51,7 +52,10 @@ shows, leaning on the prior more where your photo is more damaged."""
 
 LICENCE = ("The models are trained on UTKFace, which is for **non-commercial research only**; so "
            "are their results, and the `composite_*` examples (averages of 36 UTKFace faces each: "
-           "no real person). Photos you upload are deleted once restored and are never kept.")
+           "no real person). Photos you upload are deleted once restored. What the page shows you (the "
+           "restored photo, its before image, the faces and stages) stays on the server only while you can "
+           "still click it: a rerun deletes the previous result, and the rest is deleted after at most "
+           "45 minutes, or when the app stops.")
 
 CSS = """
 #stages .grid-wrap { min-height: 0 !important; height: auto !important; max-height: 720px; }
@@ -63,6 +67,9 @@ CSS = """
   border: none !important; background: none !important; white-space: normal !important;
   font-size: 0.75rem; padding: 2px 4px !important; }
 #status { min-height: 2.5rem; }
+/* the columns stack below ~700 px (two of min_width 300 and the gaps): examples after the result */
+@media (max-width: 699px) { #examples_side { display: none !important; } }
+@media (min-width: 700px) { #examples_below { display: none !important; } }
 footer { display: none !important; }
 """
 
@@ -78,7 +85,8 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
     """The page. warm_examples: restore the examples in the background (Handlers.warm_examples)."""
     h = Handlers(app, example_files())
     c: dict[str, gr.components.Component] = {}   # the page's components by name
-    with gr.Blocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
+    # PlainErrorBlocks: every failure, Gradio's own checks included, reaches people in words
+    with PlainErrorBlocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
         c["state"] = gr.State(None)
         _header(app)
         with gr.Row(equal_height=False):
@@ -86,9 +94,15 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
                 examples_box = _photo_column(c, app)
             with gr.Column(scale=3, min_width=300):
                 _result_column(c)
+        # the examples twice, one shown at a time (CSS): under the photo beside the result on a
+        # wide screen; on a phone, where the columns stack, after the result, not between
+        # Restore and it (9 examples pushed the result a screen down)
+        below = gr.Column(elem_id="examples_below")
         sliders = _advanced(c, h)
-        with examples_box:
-            examples = _examples(c)
+        examples = []
+        for box in (examples_box, below):
+            with box:
+                examples.append(_examples(c))
         _wire_photo(c, h, sliders, examples)
         _wire_tuning(c, h, sliders)
         _wire_method(c, h, sliders)
@@ -127,9 +141,10 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
     has_auto = any(r.auto is not None for r in app.restorers.values())
     c["auto"] = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
                             info="Each face gets settings calibrated for its estimated degradation "
-                                 "(shown under the result). Moving a start-step slider switches it off.",
+                                 "(shown under the result). Moving the fidelity slider or a start step "
+                                 "switches it off; tick it again to go back.",
                             visible=app.restorers[first].auto is not None, elem_id="auto")
-    return gr.Column()
+    return gr.Column(elem_id="examples_side")
 
 
 def _result_column(c: dict) -> None:
@@ -170,11 +185,12 @@ def _advanced(c: dict, h: Handlers) -> list[gr.Slider]:
                                          "turned faces in group photos, about 1.5 s more per photo.")
         sliders, heading = [], None
         for name, k in h.layout:
-            if name != heading:
+            runs = name in h.app.restorers   # a method that cannot run shows no controls (kept
+            if name != heading and runs:     # hidden: the handlers read every slider by position)
                 heading = name
                 gr.Markdown(f"**{methods.get(name).title}** — {methods.get(name).description}")
             sliders.append(gr.Slider(*h.slider_range(name, k), step=k.step, label=k.label, info=k.help,
-                                     elem_id=f"{name}-{k.name}"))
+                                     elem_id=f"{name}-{k.name}", visible=runs))
     return sliders
 
 
@@ -203,8 +219,10 @@ def _wire_photo(c: dict, h: Handlers, sliders: list, examples) -> None:
     inputs, outputs = _inputs(c, sliders), [c[n] for n in PHOTO]
     c["photo"].change(h.on_image, [c["photo"], c["state"]], [c[n] for n in LOAD], concurrency_id="load",
                       concurrency_limit=2, show_progress="hidden", **PRIVATE)
-    if examples is not None:   # a picked example is restored at once (warmed: from the cache)
-        examples.load_input_event.then(is_aligned_example, [c["photo"]], [c["aligned"]], queue=False, **PRIVATE) \
+    for ex in examples:   # a picked example is restored at once (warmed: from the cache)
+        if ex is None:
+            continue
+        ex.load_input_event.then(is_aligned_example, [c["photo"]], [c["aligned"]], queue=False, **PRIVATE) \
             .then(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[c["status"]], **PRIVATE)
     c["restore"].click(h.on_restore, inputs, outputs, concurrency_id="gpu", show_progress_on=[c["status"]],
                        **PRIVATE)

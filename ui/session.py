@@ -1,10 +1,10 @@
 """A visitor's session: the upload and what the page did with it. Gradio keeps one Upload per
 browser tab (gr.State), and keeps it for an hour after the tab is closed; so the State holds
 only a key and small facts, and the decoded photos of every tab live in one UploadStore,
-bounded in bytes (bench.soak measures the effect). Nothing of it is written to disk."""
+bounded in bytes (bench.soak measures the effect). Nothing of it is written to disk but the results on its page (Upload.files)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class Upload:
     restored: bool = False        # a result exists: sliders may rerun live
     selection: list[int] | None = None   # faces the user ticked (None: the default ones)
     last: list | None = None      # the latest PhotoResults, without the photo (the uncertainty view)
+    files: list[str] = field(default_factory=list)   # the result files on the page now (AppFiles.delete)
 
 
 class UploadStore:

@@ -8,9 +8,9 @@ import logging
 import os
 from pathlib import Path
 
-from diffbfr import methods
+from diffbfr import methods, paths
 from diffbfr.auto import Auto
-from diffbfr.photo import LRUCache, PhotoRestorer, run_stages
+from diffbfr.photo import WORK_BUDGET, LRUCache, PhotoRestorer, run_stages
 
 from .files import is_aligned_example
 from .session import UploadStore
@@ -23,8 +23,7 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+ROOT, EXAMPLES = paths.ROOT, paths.EXAMPLES   # the checkout's (diffbfr/paths.py: also when installed)
 BOTH = "both"   # the method choice that runs every available method side by side
 log = logging.getLogger("diffbfr.app")
 DETECTION_BYTES = 16 * 2**20   # the aligned faces of the latest photos (a crowd: ~50 KB a face)
@@ -40,7 +39,7 @@ class AppState:
         detections = LRUCache(32, DETECTION_BYTES)
         self.models = models
         self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections,
-                                           auto=(autos or {}).get(n))
+                                           auto=(autos or {}).get(n), work_budget=WORK_BUDGET)
                           for n, m in models.items()}
         self.unavailable = unavailable or {}
         self.uploads = UploadStore()   # every tab's decoded photo; the tabs' State holds keys

@@ -15,7 +15,7 @@ from diffbfr import settings as S
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
 from diffbfr.imageio import upscale_nearest
 from diffbfr.methods import Method, Model
-from diffbfr.photo import PhotoResult
+from diffbfr.photo import PhotoResult, counted
 
 DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gallery
 
@@ -24,10 +24,20 @@ DISPLAY_SIZE = 256     # stage images are upscaled (nearest) to this for the gal
 _ABS_PATH = re.compile(r"(?<![\w.~/\\])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"(),;\[\]]+)+[/\\]?")
 
 
+# a run of more than 15 digits (a 309-digit integer someone sent): shortened in messages
+_LONG_NUMBER = re.compile(r"\d{16,}")
+
+
+def short_numbers(text: str) -> str:
+    """Every number longer than 15 digits as its first digits and its length: '123456…(309 digits)'."""
+    return _LONG_NUMBER.sub(lambda m: f"{m.group()[:6]}…({len(m.group())} digits)", str(text))
+
+
 def without_paths(text: str) -> str:
-    """A message for the page with every absolute file path cut to its last part: an error's
-    wording may name server folders (uploads, weights), which visitors never need to see."""
-    return _ABS_PATH.sub(lambda m: re.split(r"[/\\]", m.group().rstrip("/\\"))[-1], str(text))
+    """A message for the page with every absolute file path cut to its last part (an error's
+    wording may name server folders, uploads, weights, which visitors never need to see) and
+    every very long number shortened (short_numbers)."""
+    return short_numbers(_ABS_PATH.sub(lambda m: re.split(r"[/\\]", m.group().rstrip("/\\"))[-1], str(text)))
 
 
 def settings_from_ui(method: Method, values) -> object:
@@ -56,8 +66,9 @@ def identity_markdown(results: list[PhotoResult], titles: dict[str, str], qualit
     lines = [head, "|---|" + ("---|" if many else "") + "---|---|"]
     for r, f in rows:
         num = "n/a" if f.identity is None else f"{f.identity:.3f}"
+        meaning = "left as it was (not restored)" if f.left_as_is else identity_meaning(f.identity)
         lines.append(f"| {f.index + 1} | " + (f"{titles[r.method]} | " if many else "")
-                     + f"{num} | {identity_meaning(f.identity)} |")
+                     + f"{num} | {meaning} |")
     lines.append(f"\n*Distance between dlib face embeddings: 0 = identical, below {SAME_PERSON_THRESHOLD} "
                  "= same person.*")
     if not quality_ok:
@@ -76,7 +87,7 @@ def status_markdown(result: PhotoResult, method: Method, label: str = "") -> str
         reused = [method.labels[st] for st in order if st not in ran]
         seconds = {st: sum(f.stages.timings.get(st, 0.0) for f in result.faces) for st in ran}
         ran_txt = ", ".join(f"{method.labels[st]} {seconds[st]:.2f} s" for st in ran) or "nothing"
-        head = (f"**{method.title}: restored {n} face{'s' if n != 1 else ''}** in "
+        head = (f"**{method.title}: {counted(result.faces)}** in "
                 f"{result.timings.get('total', 0):.2f} s (ran: {ran_txt}"
                 + (f"; reused from cache: {', '.join(reused)}" if reused else "") + ").")
     lines = [head] + [f"- {msg}" for msg in result.notices]

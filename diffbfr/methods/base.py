@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import read_config
 from ..settings import knob_of
 
 INPUT = "lq"          # the name under which a stage reads the aligned input face
@@ -177,7 +178,8 @@ class Model:
     def knob_limits(self) -> dict[str, tuple[float, float]]:
         """setting -> (lo, hi) where this model's networks narrow the setting's declared range:
         a start step may not exceed the largest timestep its network was trained at
-        (`config.t_max`; Method.timestep_networks). Every surface (validation, the page's
+        (`config.t_max`; Method.timestep_networks; a loaded network whose file states none is
+        bounded by its setting's slider end, `ui_hi`: see `load`). Every surface (validation, the page's
         sliders, the fidelity slider, Auto, the CLI) reads its ranges through this."""
         out = {}
         for name, net in self.method.timestep_networks.items():
@@ -200,6 +202,14 @@ class Model:
             raise FileNotFoundError(f"{method.title} is not trained yet: missing "
                                     + ", ".join(f"{weights_dir / m}.safetensors" for m in missing))
         nets = {n: method.load_network(weights_dir / f"{n}.safetensors") for n in method.networks}
+        for name, net in method.timestep_networks.items():
+            # A network whose file does not state the timesteps it was trained at (the TEM
+            # placeholder) gets its setting's slider end instead of the config class's 1000:
+            # for TEM 100, the range the placeholder was trained for (the trainer's default t_max
+            # for tem128); {"tem_t": 1000} replaced the face with a smear.
+            config = getattr(nets[net], "config", None)
+            if config is not None and "t_max" not in read_config(weights_dir / f"{net}.safetensors")[0]:
+                config.t_max = float(knob_of(method.settings, name).ui_hi)
         return cls(method, nets, device, card=manifest)
 
     @classmethod
