@@ -41,6 +41,7 @@ from ..diffusion.samplers import truncated_sample
 from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
 from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .adversarial_x0 import AdversarialX0
 from .live_stage1 import LiveStage1
 from .pairs import NETS, PairDataset, stacked
 
@@ -53,7 +54,7 @@ VAL_STARTS = {                                     # (start step, steps) of the 
 VAL_FACES = 128   # of the held-out faces, for the loss (validation is ~10 % of a CPU run's time at --val-every 1000)
 VAL_SAMPLED = 64  # ... and for the sampled PSNR
 VAL_SEED = 20240601                  # fixed: the validation set does not move with --seed
-LOSSES = ("x0-l1", "x0-l2", "v-mse")
+LOSSES = ("x0-l1", "x0-l2", "v-mse", "x0-adv")  # x0-adv: x0-l1 + perceptual + adversarial (adversarial_x0.py)
 
 
 def parse_args(argv=None):
@@ -71,6 +72,9 @@ def parse_args(argv=None):
     p.add_argument("--stage1", default=None,
                    help="irm128 only: irm64 weights whose real results replace the blended stage-1 "
                         "stand-ins (train/live_stage1.py)")
+    p.add_argument("--w-perc", type=float, default=0.05, help="x0-adv: Lite0 perceptual L1 weight")
+    p.add_argument("--w-adv", type=float, default=0.02, help="x0-adv: adversarial (hinge) weight")
+    p.add_argument("--d-lr", type=float, default=2e-4, help="x0-adv: the critic's learning rate")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--base-channels", type=int, default=None, help="override the default width")
     p.add_argument("--tiny", action="store_true", help="a tiny network (tests and dry runs)")
@@ -100,25 +104,33 @@ def noisy_input(x0, start, t, noise, lq_start: float, gen: torch.Generator) -> t
 
 
 def loss_of(v, x_t, x0, t, noise, kind: str) -> torch.Tensor:
-    if kind in ("x0-l1", "x0-l2"):  # the clean face the prediction implies, against the real one
+    if kind in ("x0-l1", "x0-l2", "x0-adv"):  # the clean face the prediction implies, against the real one
         x0_hat, _ = diffusion.split_v(x_t, t, v)
         err = x0_hat - x0
-        return err.abs().mean() if kind == "x0-l1" else err.square().mean()
+        return err.square().mean() if kind == "x0-l2" else err.abs().mean()
     return F.mse_loss(v, diffusion.v_target(x0, t, noise))
 
 
 # ---------------------------------------------------------------- one step, validation
-def train_step(fwd, model, opt, batch, t, noise, args, gen, bf16: bool = False) -> torch.Tensor:
-    """One optimizer step; `fwd` is the (maybe compiled) model, `model` owns the params."""
+def train_step(fwd, model, opt, batch, t, noise, args, gen, bf16: bool = False, adv=None) -> torch.Tensor:
+    """One optimizer step; `fwd` is the (maybe compiled) model, `model` owns the params. With
+    `adv` (an AdversarialX0, --loss x0-adv) the implied x0 also gets its perceptual and
+    adversarial terms, and the critic then takes its own step. Returns the pixel loss."""
     x0, cond, start = batch
     x_t = noisy_input(x0, start, t, noise, args.lq_start, gen)
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
         v = fwd(x_t, t, cond)
     loss = loss_of(v.float(), x_t, x0, t, noise, args.loss)
+    total, x0_hat = loss, None
+    if adv is not None:
+        x0_hat = diffusion.split_v(x_t, t, v.float())[0]
+        total = loss + adv.generator_terms(x0_hat, x0, bf16)["total"]
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
+    if adv is not None:
+        adv.d_step(x0, x0_hat, bf16)
     return loss.detach()
 
 
@@ -213,6 +225,9 @@ class DiffusionTrainer(Trainer):
         self.t_gen = torch.Generator().manual_seed(args.seed)
         # initialisation (loop.run): exactly what --init-from says (resume restores model, EMA, AdamW, RNGs)
         self.modules, self.optimizers = {"model": self.model, "ema": self.ema}, {"opt": self.opt}
+        self.adv = AdversarialX0(args, tiny=args.tiny) if args.loss == "x0-adv" else None
+        if self.adv is not None:  # the critic resumes with the run; it is never exported
+            self.modules["critic"], self.optimizers["critic_opt"] = self.adv.d, self.adv.opt
         self.generators = {"t": self.t_gen}
         self.live = None
         if args.stage1:
@@ -224,6 +239,8 @@ class DiffusionTrainer(Trainer):
         args, device = self.args, self.device
         self.model.to(device)
         self.ema.to(device)
+        if self.adv is not None:
+            self.adv.to(device)
         if self.cuda:
             self.model.to(memory_format=torch.channels_last)
         self.fwd = torch.compile(self.model) if args.compile else self.model
@@ -276,7 +293,7 @@ class DiffusionTrainer(Trainer):
         set_lr(self.opt, lr)
         t = sample_t(batch[0].shape[0], self.args.t_max, self.t_gen).to(device)
         self.loss_sum += train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args,
-                                    self.t_gen, bf16=self.bf16)
+                                    self.t_gen, bf16=self.bf16, adv=self.adv)
         self.loss_n += 1
         return batch[0].shape[0]
 
