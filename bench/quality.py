@@ -200,22 +200,25 @@ def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, o
 
 
 def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity: bool = True) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, key, label in ((axes[0], "psnr", "PSNR (dB) ↑"), (axes[1], "id_dist", "identity distance ↓")):
+    """Each score against the swept value, one line per level: PSNR (fidelity), then what a
+    person sees (pdist, KID, hf; NIQE and identity when the realism scores are off)."""
+    realism = any(r.get("pdist") == r.get("pdist") and "pdist" in r for r in rows)  # present and not NaN
+    panels = ([("psnr", "PSNR (dB) ↑"), ("pdist", "pdist ↓"), ("kid", "KID×1000 ↓"), ("hf", "hf → 1")] if realism
+              else [("psnr", "PSNR (dB) ↑"), ("niqe", "NIQE ↓ (rewards grain)"), ("id_dist", "identity distance ↓")])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6))
+    for ax, (key, label) in zip(axes, panels):
         for level in dict.fromkeys(r["level"] for r in rows):
             rs = [r for r in rows if r["level"] == level]
-            ax.plot([r["niqe"] for r in rs], [r[key] for r in rs], "o-", label=level)
-            for r in rs:
-                ax.annotate(f"{r['value']:g}", (r["niqe"], r[key]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
-        ax.set_xlabel("NIQE ↓ (sharper / more natural to the left)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(title="level", fontsize=8)
+            ax.plot([r["value"] for r in rs], [r[key] for r in rs], "o-", label=level)
+        if key == "hf":
+            ax.axhline(1.0, color="grey", lw=0.8, ls="--")  # as detailed as the clean face
         if key == "id_dist" and not identity:
             ax.text(0.5, 0.5, "identity off (--no-identity)", ha="center", transform=ax.transAxes)
-    fig.suptitle(f"fidelity vs sharpness along {field} (final TEM output, {n_faces} faces; "
-                 f"labels = {field})", fontsize=10)
+        ax.set_xlabel(field)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title="level", fontsize=8)
+    fig.suptitle(f"final output along {field} ({n_faces} faces)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
