@@ -28,7 +28,7 @@ from diffbfr.train.projected_d import ProjectedDiscriminator, features
 def step_fns(batch: int) -> dict:
     """name -> (a zero-argument training step, its batch)."""
     torch.manual_seed(0)
-    args = argparse.Namespace(mixing=0.9, ae_weight=1.0, w_l1=1.0, w_perc=0.1, w_adv=0.02)
+    args = argparse.Namespace(mixing=0.9, ae_weight=1.0, w_gan=1.0, w_l1=1.0, w_perc=0.1, w_adv=0.02)
     d, feats = ProjectedDiscriminator(), features()
     d_opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
     g = Generator(GeneratorConfig())

@@ -46,7 +46,7 @@ def test_discriminator_learns_on_frozen_features():
 
 def test_hybrid_prior_step_rebuilds_its_faces():
     torch.manual_seed(0)
-    args = argparse.Namespace(mixing=0.0, ae_weight=1.0, w_l1=1.0, w_perc=0.1, w_adv=0.0)
+    args = argparse.Namespace(mixing=0.0, ae_weight=1.0, w_gan=1.0, w_l1=1.0, w_perc=0.1, w_adv=0.0)
     g = Generator(TINY_GENERATOR).train()
     enc = train.Encoder(train.dataclasses.replace(train.TINY_ENCODER, w_dim=g.w_dim))
     d, feats = pd.ProjectedDiscriminator(pd.ProjectedConfig(width=8, features="tiny")), pd.features("tiny")

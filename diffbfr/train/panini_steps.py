@@ -106,7 +106,7 @@ def projected_prior_step(g, enc, d, feats, g_opt, d_opt, real, args, bf16: bool)
     out = projected_d_step(d, feats, d_opt, real, fake, bf16)
     with autocast(real.device, bf16):
         adv = g_hinge_loss(d(feats(translate(g(torch.randn_like(z), mixing_prob=args.mixing)))))
-    loss = adv.float()
+    loss = args.w_gan * adv.float()
     if enc is not None and args.ae_weight > 0:
         with autocast(real.device, bf16):
             _, ws = enc(real, w_avg=g.w_avg)

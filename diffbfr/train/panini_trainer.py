@@ -81,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--ae-weight", type=float, default=0.0,
                    help="prior, --disc projected: the hybrid prior's autoencoder step (an encoder reads a clean "
                         "face, G rebuilds it from W+) at this weight beside the GAN step; 0 = a plain GAN")
+    p.add_argument("--w-gan", type=float, default=1.0,
+                   help="prior, --disc projected: weight of G's adversarial loss on samples of z (the hybrid "
+                        "prior lowers it so that the projected D, which wins early, does not drown the rebuild)")
     p.add_argument("--enc-lr-mul", type=float, default=0.05, help="the hybrid prior's encoder: --lr times this")
     add_run_args(p, **DEFAULTS[stage], minutes=10.0, ema=0.999, export=f"runs/{stage}/export")
     p.set_defaults(val_every=250)
