@@ -18,7 +18,8 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.imageio import ImageError, load_image, release_memory, upscale_nearest
-from diffbfr.photo import image_key, is_unsure
+from diffbfr.photo import is_unsure
+from diffbfr.stage_cache import image_key
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles

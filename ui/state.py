@@ -10,7 +10,9 @@ from pathlib import Path
 
 from diffbfr import methods, paths
 from diffbfr.auto import Auto
-from diffbfr.photo import WORK_BUDGET, LRUCache, PhotoRestorer, run_stages
+from diffbfr.face_stages import run_stages
+from diffbfr.photo import WORK_BUDGET, PhotoRestorer
+from diffbfr.stage_cache import LRUCache
 
 from .files import is_aligned_example
 from .session import UploadStore
