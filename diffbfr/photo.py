@@ -5,7 +5,7 @@
 used alike by the Python API (restore_photo; restore_faces and restore_face for faces already
 aligned), the CLI, the app and the benches. PhotoRestorer keeps the caches (stage_cache.py), so
 a slider move reruns only the stages it reaches, and, for the app, bounds each request's network
-work.
+work (work_budget.py).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .imageio import NEARLY_GREY_NOTICE, stage_strip
 from .methods import get as method_named
 from .methods.base import INPUT, Method, Model
 from .stage_cache import CACHE_BYTES, LRUCache, image_key, stage_key
+from .work_budget import LOOK_HARDER_S, fit
 
 # The Python API; LRUCache and restore_faces are also read from here by the benches and Auto's
 # calibration
@@ -36,10 +37,6 @@ __all__ = ["FaceResult", "FaceStages", "LRUCache", "PhotoRestorer", "PhotoResult
            "restore_photo"]
 
 MAX_FACES = 8   # CPU time grows linearly with faces; beyond this the largest are restored
-# The app's cap on one request's work (PhotoRestorer(work_budget=...)): network evaluations summed
-# over its faces. MAX_FACES faces at DiffBFR's defaults (2 + 4 + 2 each) fit; the most expensive
-# settings (50 + 50 + 20 a face) on a crowd held the one worker for 80 s (issue #30, bench.odd_shapes).
-WORK_BUDGET = 64
 # Below this detector score a detection is "unsure" and the page says how to leave it out: a
 # chimpanzee was found as a face (bench/README.md, known failures). Real faces score 0.4-2.7 on the
 # examples and the real photos, but a few soft or grey ones score 0-0.1 (astronaut_lowres,
@@ -112,19 +109,21 @@ class PhotoResult:
     method: str
     aligned: bool = False
     scale: int = 1                # the output is this many times the input's size
+    work: dict | None = None      # the app's bound on the request's work, when it applied (WorkFit.record)
 
     def to_record(self, load_notices: Sequence[str] = ()) -> dict:
         """The one JSON record of a restore, for the CLI (NAME.json), the app's API and scripts:
         the method, its settings, aligned, the output scale, how many faces were found and, per
         restored face: its index (from 1, left to right), size in the photo (px), identity
         distance, the settings it ran with, Auto's estimate and words (None without Auto), the
-        stage names, network evaluations, seconds per stage and what stages reported; then the
+        stage names, network evaluations, seconds per stage and what stages reported; the app's
+        bound on the request's work (None where none applies: the CLI, the Python API); then the
         notices (`load_notices`, the loader's, first) and the timings. Callers add what only they
         know (the CLI: the input file and what it wrote; the API: whether Auto was asked for)."""
         method = method_named(self.method)
         return {"method": self.method, "settings": S.to_dict(self.settings), "aligned": self.aligned,
                 "scale": self.scale, "faces_found": len(self.found),
-                "faces": [f.to_record(method) for f in self.faces],
+                "faces": [f.to_record(method) for f in self.faces], "work": self.work,
                 "notices": [*load_notices, *self.notices], "timings_s": dict(self.timings)}
 
 
@@ -136,9 +135,9 @@ class PhotoRestorer:
 
     def __init__(self, model: Model, cache_size: int = 512, max_faces: int = MAX_FACES,
                  identity: bool = True, runner: Runner | None = None, detections: LRUCache | None = None,
-                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES, work_budget: int | None = None):
+                 auto: Auto | None = None, cache_bytes: int = CACHE_BYTES, work_budget: float | None = None):
         self.model = model
-        self.work_budget = work_budget   # network evaluations one restore may run (None: no cap)
+        self.work_budget = work_budget   # seconds of work one restore may run (work_budget.py; None: no cap)
         self.auto = auto              # None: the method has no calibrated automatic settings
         self.estimates = LRUCache(cache_size, cache_bytes)
         self.runner = runner
@@ -232,8 +231,13 @@ class PhotoRestorer:
                + (f", restoring {n}" if n != len(found) else ""))
         autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
         per = [a.settings if a is not None else s for a in autos]
-        if self.work_budget is not None:
-            chosen, autos, per = self._within_budget(found, chosen, autos, per, notices)
+        work_record = None
+        if self.work_budget is not None:   # the app's: over it, fewer steps, or fewer faces; said in words
+            budget = self.work_budget - (LOOK_HARDER_S if thorough and not aligned else 0.0)
+            work = fit(self.model.method, per, [found[i].face_size for i in chosen], budget)
+            notices += work.notices(self.model.method, chosen)
+            work_record = work.record(chosen)
+            chosen, autos, per = ([chosen[j] for j in work.keep], [autos[j] for j in work.keep], work.settings)
         for i, a, fs in zip(chosen, autos, per):
             if left_as_is(self.model.method.nfe(fs)):   # said in words: "restored" would be untrue
                 notices.append(f"Face {i + 1}: left as it was: "
@@ -263,25 +267,8 @@ class PhotoRestorer:
         timings["identity"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         report(1.0, f"Done: {counted(faces)}")
-        return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale)
-
-    def _within_budget(self, found, chosen, autos, per, notices):
-        """At most work_budget network evaluations per request (each face's nfe, summed): the
-        largest faces first, at least one; the notice says what was left out and why."""
-        cost = [max(sum(self.model.method.nfe(fs).values()), 1) for fs in per]
-        if sum(cost) <= self.work_budget:
-            return chosen, autos, per
-        keep, total = [], 0
-        for j in sorted(range(len(chosen)), key=lambda j: -found[chosen[j]].face_size):
-            if not keep or total + cost[j] <= self.work_budget:
-                keep.append(j)
-                total += cost[j]
-        keep.sort()
-        notices.append(f"Restoring {len(keep)} of the {len(chosen)} faces (the largest): at these settings they "
-                       f"would take {sum(cost)} network evaluations, and one request may use {self.work_budget} "
-                       "so that no one holds the app for long. Fewer sampling steps, or fewer faces ticked, "
-                       "restore more at once.")
-        return [chosen[j] for j in keep], [autos[j] for j in keep], [per[j] for j in keep]
+        return PhotoResult(out, image, faces, found, notices, timings, s, self.model.name, aligned, scale,
+                           work_record)
 
     def _auto_faces(self, found, chosen, key, aligned, s) -> list[AutoFace]:
         """Auto settings per chosen face; the estimate is cached per face, so a slider move
