@@ -25,7 +25,8 @@ from .faces.models import load_once
 from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back, paste_notices
 from .frame import FRAME, is_square
 from .grey import grey_rgb, is_nearly_grey
-from .imageio import NEARLY_GREY_NOTICE, stage_strip
+from .image_out import stage_strip
+from .imageio import NEARLY_GREY_NOTICE
 from .methods import get as method_named
 from .methods.base import INPUT, Method, Model
 from .stage_cache import CACHE_BYTES, LRUCache, image_key, stage_key
