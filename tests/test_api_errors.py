@@ -107,9 +107,9 @@ def test_long_numbers_in_any_message_are_shortened():
 
 
 # ---------------------------------------------------------------- cheap refusals before the queue
-@pytest.fixture
-def worker_held(server, monkeypatch):
-    """A restore through the API that holds the one worker until the test lets it go."""
+@pytest.fixture(scope="module")
+def worker_held(server):
+    """A restore through the API that holds the one worker until this module's tests are done."""
     from gradio_client import Client, handle_file
     restorer, release, started = server.state.restorers["diffbfr"], threading.Event(), threading.Event()
     restore = restorer.restore
@@ -118,14 +118,18 @@ def worker_held(server, monkeypatch):
         started.set()
         release.wait(60)
         return restore(*a, **k)
-    monkeypatch.setattr(restorer, "restore", held)
+    restorer.restore = held
     client = Client(server.url, verbose=False, download_files=False)
-    busy = client.submit(handle_file(str(FACE)), "diffbfr", True, "{}", api_name="/restore")
-    assert started.wait(30)
-    yield client, busy
-    release.set()
-    busy.result(timeout=60)
-    client.close()
+    try:
+        busy = client.submit(handle_file(str(FACE)), "diffbfr", True, "{}", api_name="/restore")
+        assert started.wait(30)
+        yield client, busy
+        release.set()
+        busy.result(timeout=60)
+    finally:
+        release.set()
+        restorer.restore = restore
+        client.close()
 
 
 def _refusal(fn) -> tuple[str, float]:
