@@ -237,6 +237,9 @@ class PhotoRestorer:
             budget = self.work_budget - (LOOK_HARDER_S if thorough and not aligned else 0.0)
             work = fit(self.model.method, per, [found[i].face_size for i in chosen], budget)
             notices += work.notices(self.model.method, chosen)
+            if work.capped and budget < self.work_budget:
+                notices.append(f'"Look harder" spent {LOOK_HARDER_S:g} s of the request\'s {self.work_budget:g} s of '
+                               "work finding the faces; without it the faces get all of it.")
             work_record = work.record(chosen)
             chosen, autos, per = ([chosen[j] for j in work.keep], [autos[j] for j in work.keep], work.settings)
         for i, a, fs in zip(chosen, autos, per):

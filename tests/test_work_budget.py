@@ -102,8 +102,11 @@ def test_the_app_restores_every_face_with_fewer_steps_and_says_so(two_people, on
     # "look harder" spends part of the budget on detection (its faces taken from the cache here)
     key = image_key(two_people)
     detections.put((key, False, True), detections.get((key, False, False)))
-    harder = PhotoRestorer(model, identity=False, work_budget=budget, detections=detections)
-    assert harder.restore(two_people, heavy, thorough=True).work["budget_s"] == pytest.approx(budget - LOOK_HARDER_S)
+    harder = PhotoRestorer(model, identity=False, work_budget=budget + LOOK_HARDER_S, detections=detections)
+    capped_harder = harder.restore(two_people, heavy, thorough=True)
+    assert capped_harder.work["budget_s"] == pytest.approx(budget)
+    assert capped_harder.work["lowered"] == record["work"]["lowered"]   # the faces got what was left
+    assert any('"Look harder" spent' in n for n in capped_harder.notices)
 
 
 def test_the_app_bounds_every_restore_and_the_api_record_says_it(tmp_path, monkeypatch):
