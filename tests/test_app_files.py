@@ -6,23 +6,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from diffbfr import methods
-from tests.app_calls import FACE, app_handlers, uploaded_path
+from tests.app_calls import FACE, uploaded_path
 from ui import files as ui_files
 from ui.files import AppFiles
-
-
-@pytest.fixture(scope="module")
-def model():
-    return methods.tiny("diffbfr")
-
-
-@pytest.fixture
-def handlers(model, tmp_path, monkeypatch):
-    return app_handlers(model, tmp_path, monkeypatch)
 
 
 def folder_bytes(files: AppFiles) -> int:
@@ -56,13 +44,15 @@ def test_results_folder_is_walked_only_past_its_bound(tmp_path, monkeypatch):
     assert files.bytes_estimate == folder_bytes(files) <= 200_000
 
 
-def test_api_uploads_are_deleted_after_a_grace_period(handlers):
+def test_api_uploads_are_deleted_after_a_grace_period(tmp_path, monkeypatch):
     """Identical API uploads share one file while queued: the first request must not delete it."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    files = AppFiles([])
     shared = uploaded_path("same.png")
     shared.write_bytes(np.asarray(Image.open(FACE)).tobytes()[:10] + b"x")   # any upload bytes
-    handlers.files.discard_upload(str(shared), grace=True)
-    assert shared.exists() and shared.resolve() in handlers.files.pending
+    files.discard_upload(str(shared), grace=True)
+    assert shared.exists() and shared.resolve() in files.pending
     os.utime(shared, (0, 0))                                  # older than the grace period
-    handlers.files.prune()
-    assert not shared.exists() and not handlers.files.pending
+    files.prune()
+    assert not shared.exists() and not files.pending
     assert ui_files.API_UPLOAD_GRACE_S >= 60

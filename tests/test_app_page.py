@@ -24,11 +24,6 @@ def model():
     return methods.tiny("diffbfr")
 
 
-@pytest.fixture
-def handlers(model, tmp_path, monkeypatch):
-    return app_handlers(model, tmp_path, monkeypatch)
-
-
 def test_unavailable_method_says_why(model, monkeypatch):
     from tests.test_methods import DUMMY
     monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
@@ -83,7 +78,8 @@ def test_create_app_loads_shipped_weights_and_falls_back(tmp_path):
     assert "random tiny networks" in empty.models["diffbfr"].label
 
 
-def test_simple_control_moves_the_expert_sliders_coherently(handlers):
+def test_simple_control_moves_the_expert_sliders_coherently(model, tmp_path, monkeypatch):
+    handlers = app_handlers(model, tmp_path, monkeypatch)
     updates = handlers.on_simple("diffbfr", 100)
     set_ = {k.name: u["value"] for (m, k), u in zip(handlers.layout, updates) if isinstance(u, dict) and "value" in u}
     assert set_ == {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10, "irm64_samples": 1}
