@@ -33,7 +33,7 @@ from diffbfr.auto import CALIBRATION_FILE, FACTOR_NAMES, Calibration, Estimator,
 from diffbfr.train import auto_calibration as K
 from diffbfr.faces.align import align_crop
 from diffbfr.faces.identity import face_embedding
-from diffbfr.photo import LRUCache
+from diffbfr.stage_cache import LRUCache
 from diffbfr.train.data import default_data_dir
 from diffbfr.train.degrade import LEVELS, fixed_degrade
 from diffbfr.train.estimator_trainer import degraded_sample

@@ -120,12 +120,12 @@ class App(AppProcess):
     """`python app.py` (bench.app_process) with its temporary files in `workdir`, whose size
     disk_mb() reports."""
 
-    def __init__(self, workdir: Path, weights: str | None, start_timeout: float = 180.0):
+    def __init__(self, workdir: Path, weights: str | None, start_timeout: float = 180.0, warm: bool = True):
         self.gradio_tmp = workdir / "gradio"
         self.tmp = workdir / "tmp"
         self.gradio_tmp.mkdir(parents=True)
         self.tmp.mkdir()
-        super().__init__(["--weights", weights] if weights else ["--tiny"],
+        super().__init__((["--weights", weights] if weights else ["--tiny"]) + ([] if warm else ["--no-warm"]),
                          env={"GRADIO_TEMP_DIR": str(self.gradio_tmp), "TMPDIR": str(self.tmp),
                               "HF_HUB_OFFLINE": "1", "DIFFBFR_TINY": "0"},
                          log=workdir / "app.log", timeout=start_timeout)
@@ -223,14 +223,14 @@ class Report:
 
 def run_scenario(photo: Path, clients: int, requests: int, weights: str | None = None,
                  timeout: float = 300.0, settle: float = 5.0, sample_ms: float = 50.0,
-                 keep: bool = False, same_file: bool = False) -> Report:
+                 keep: bool = False, same_file: bool = False, warm: bool = True) -> Report:
     # gradio_client ignores analytics_enabled=False without the variable: nothing leaves loopback
     os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     flat = [photo] * (clients * requests) if same_file else photo_variants(photo, clients * requests)
     photos = [flat[c * requests:(c + 1) * requests] for c in range(clients)]
     work = Path(tempfile.mkdtemp(prefix="diffbfr_load_"))
     rep = Report(photo=f"{photo.name} ({photo.stat().st_size / MB:.1f} MB)", clients=clients, requests=requests)
-    app = App(work, weights)
+    app = App(work, weights, warm=warm)
     try:
         rep.app_start_s = app.start_s
         rep.rss_idle_mb = tree_rss_mb(app.proc.pid)
@@ -255,7 +255,7 @@ def run_scenario(photo: Path, clients: int, requests: int, weights: str | None =
         after = app.disk_mb()
         rep.disk_all_after_mb, rep.disk_results_after_mb = after["all"], after["results"]
     finally:
-        app.stop(5)   # measured already; gradio can take 10+ s to close with clients just gone
+        app.stop(1)   # measured already; gradio can take 10+ s to close with clients just gone
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     good = [o for o in outcomes if o.ok]
@@ -311,13 +311,15 @@ def main(argv=None) -> Report:
                     help="every request sends the very same file (default: each its own variant, "
                          "so that the app's caches never answer)")
     ap.add_argument("--keep", action="store_true", help="keep the run's folder (app log, temp files)")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="start the app without restoring the examples in the background (app.py --no-warm)")
     ap.add_argument("--json", default=None, help="also write the numbers here")
     a = ap.parse_args(argv)
     if a.clients < 1 or a.requests < 1:
         ap.error("--clients and --requests must be at least 1")
     photo = synthetic_photo(a.megapixels, a.format) if a.megapixels else Path(a.image)
     rep = run_scenario(photo, a.clients, a.requests, a.weights, a.timeout, a.settle, a.sample_ms, a.keep,
-                       a.same_file)
+                       a.same_file, warm=not a.no_warm)
     model = f"weights {a.weights}" if a.weights else "tiny random networks"
     same = ", the same file for all" if a.same_file else ""
     print(markdown(rep, f"{a.clients} clients x {a.requests} requests, {photo.name}{same}, {model}"))

@@ -74,7 +74,7 @@ def _crowd_30():
 
 # The worst request a person can send (issue #30, item 8): every count at its end and the start
 # steps at the loaded networks' ends (lowered into their limits), "look harder" on, through the
-# app's restorer (its work cap, photo.WORK_BUDGET), on the 30-face photo. Target: <= 2x the
+# app's restorer (its work cap, work_budget.WORK_BUDGET_S), on the 30-face photo. Target: <= 2x the
 # typical photo at default settings (ref_1mp_two_faces).
 WORST = {"irm_start": 1000, "irm2_start": 1000, "tem_t": 1000, "irm64_steps": 50, "irm64_samples": 8,
          "irm128_steps": 50, "tem_steps": 20, "eta": 1.0}
@@ -156,7 +156,8 @@ def run_one(path: Path, args: argparse.Namespace) -> dict:
     from diffbfr.cli import restore_file
     from diffbfr.faces import models as dm
     from diffbfr.imageio import DEFAULT_MAX_PIXELS
-    from diffbfr.photo import WORK_BUDGET, PhotoRestorer
+    from diffbfr.photo import PhotoRestorer
+    from diffbfr.work_budget import WORK_BUDGET_S
 
     model = load_model(args)
     for load in (dm.hog_detector, dm.cnn_detector, dm.shape_predictor_68, dm.identity_network):
@@ -168,7 +169,7 @@ def run_one(path: Path, args: argparse.Namespace) -> dict:
         s = S.clamp(type(s), {**S.to_dict(s), **{k: v for k, v in WORST.items() if hasattr(s, k)}},
                     model.knob_limits())
     # as the CLI makes it, or as the app does (its work cap)
-    restorer = PhotoRestorer(model, cache_size=16, work_budget=WORK_BUDGET if app_case else None)
+    restorer = PhotoRestorer(model, cache_size=16, work_budget=WORK_BUDGET_S if app_case else None)
     out = Path(args.out) / "outputs"
     out.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()

@@ -25,7 +25,8 @@ from . import methods, paths
 from . import settings as S
 from .auto import Auto
 from .device import DeviceError, resolve_device
-from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image, save_png
+from .image_out import save_png
+from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image
 from .photo import PhotoRestorer
 
 DEFAULT_METHOD = "diffbfr"

@@ -1,4 +1,4 @@
-"""Robust image loading for the app and the CLI, plus small display helpers.
+"""Robust image loading for the app and the CLI (writing and showing images: image_out.py).
 
 load_image() turns whatever a user hands us (path, bytes, PIL image, array) into the
 contract's uint8 HxWx3 RGB array, or raises ImageError with a message that can be shown
@@ -106,21 +106,47 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SI
     with warnings.catch_warnings():
         # We check the pixel count ourselves and give a clearer message than the warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(fp)
-        except Image.DecompressionBombError:
-            raise ImageError(_too_big_message(None)) from None
-        except UnidentifiedImageError:
-            raise ImageError(f"{name} is not an image this app can read "
-                             "(use PNG, JPEG, WebP, BMP, TIFF or GIF).") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise _decode_error(name, exc) from None
+        im = _open(fp, name)
         # leaving `with im` closes the image, which frees its pixels, before the turn ends
         with _turn(im, max_pixels), im:
             loaded = _from_pil(im, max_pixels, min_side, notices=[], name=name)
             if im.format == "JPEG" and damage(fp.getvalue() if isinstance(fp, io.BytesIO) else fp):
                 loaded.notices.insert(0, DAMAGED_NOTICE)   # Pillow decodes a damaged JPEG without a word
             return loaded
+
+
+def check_file(path, min_side: int = MIN_SIDE) -> None:
+    """Raise the ImageError load_image would raise for what the file's header already shows
+    (missing, empty, not an image, too large or too small), without decoding its pixels: the
+    app refuses such an upload at once instead of after its turn in the queue."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise ImageError(f"File not found: {path.name}" if not path.is_file() else f"{path.name} is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _open(path, path.name) as im:
+            _check_size(*im.size, min_side)
+
+
+def _open(fp, name: str) -> Image.Image:
+    """Image.open (reads the header only), its failures in words."""
+    try:
+        return Image.open(fp)
+    except Image.DecompressionBombError:
+        raise ImageError(_too_big_message(None)) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image this app can read "
+                         "(use PNG, JPEG, WebP, BMP, TIFF or GIF).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _decode_error(name, exc) from None
+
+
+def _check_size(w: int, h: int, min_side: int) -> None:
+    if w * h > MAX_DECODE_PIXELS:
+        raise ImageError(_too_big_message((w, h)))
+    if min(w, h) < min_side:
+        raise ImageError(f"The image is too small ({w}x{h} pixels); a face needs at least "
+                         f"{min_side} pixels on each side, ideally 64 or more.")
 
 
 def _decode_error(name: str, exc: Exception) -> ImageError:
@@ -155,11 +181,7 @@ def _fit_size(w: int, h: int, box: tuple[int, int]) -> tuple[int, int]:
 def _from_pil(im: Image.Image, max_pixels: int, min_side: int, notices: list[str],
               name: str = "The image") -> LoadedImage:
     w, h = im.size
-    if w * h > MAX_DECODE_PIXELS:
-        raise ImageError(_too_big_message((w, h)))
-    if min(w, h) < min_side:
-        raise ImageError(f"The image is too small ({w}x{h} pixels); a face needs at least "
-                         f"{min_side} pixels on each side, ideally 64 or more.")
+    _check_size(w, h, min_side)
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
         notices.append("The file has several frames; only the first one is used.")
@@ -359,28 +381,3 @@ def _from_array(arr: np.ndarray, max_pixels: int, min_side: int) -> LoadedImage:
     im = Image.fromarray(np.ascontiguousarray(arr))
     with _turn(im, max_pixels), im:
         return _from_pil(im, max_pixels, min_side, notices)
-
-
-def save_png(path, rgb: np.ndarray, compress_level: int = 6) -> Path:
-    """Lossless output: results are always PNG (webp/JPEG would add their own artefacts).
-    compress_level 1 is ~4x faster for ~15% more bytes: what interactive use wants."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(rgb)).save(path, format="PNG", compress_level=compress_level)
-    return path
-
-
-def upscale_nearest(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Square image -> size x size with nearest neighbour, so display shows true pixels."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.NEAREST))
-
-
-def stage_strip(images: list[np.ndarray], size: int = 128, gap: int = 4) -> np.ndarray:
-    """Side-by-side strip (e.g. LQ | IRM64 | IRM128 | TEM), each scaled to size x size."""
-    tiles = [upscale_nearest(np.asarray(im, dtype=np.uint8), size) for im in images]
-    out = np.full((size, len(tiles) * size + (len(tiles) - 1) * gap, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        out[:, i * (size + gap): i * (size + gap) + size] = tile
-    return out

@@ -32,7 +32,7 @@ import numpy as np
 from . import settings as S
 from .frame import FRAME, frame_face, resize_square
 from .methods.base import INPUT, Method, Model
-from .photo import Runner, per_face, run_stages
+from .face_stages import Runner, per_face, run_stages
 
 K = 4              # samples per face
 ETA = 1.0          # DDIM eta for the uncertainty run: fresh noise at every step

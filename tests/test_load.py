@@ -18,7 +18,7 @@ def test_two_clients_one_request_each(tmp_path):
     out = tmp_path / "load.json"
     t0 = time.monotonic()
     rep = load.main(["--clients", "2", "--requests", "1", "--settle", "1", "--timeout", "120",
-                     "--sample-ms", "50", "--json", str(out)])
+                     "--sample-ms", "50", "--no-warm", "--json", str(out)])
     took = time.monotonic() - t0
     assert rep.ok == 2 and rep.failed == 0, rep.errors
     assert rep.faces_per_request >= 1  # the example astronaut has a face

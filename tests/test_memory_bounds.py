@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from diffbfr import methods
-from diffbfr.photo import CACHE_BYTES, LRUCache, PhotoRestorer, held_bytes
+from diffbfr.photo import PhotoRestorer
+from diffbfr.stage_cache import CACHE_BYTES, LRUCache, held_bytes
 
 FACE = 128 * 128 * 3
 

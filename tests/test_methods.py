@@ -17,7 +17,8 @@ import torch
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import INPUT, DiffBFRSettings, Method, Stage
-from diffbfr.photo import LRUCache, restore_faces, stage_key
+from diffbfr.photo import restore_faces
+from diffbfr.stage_cache import LRUCache, stage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DIFFBFR = methods.get("diffbfr")

@@ -56,27 +56,3 @@ def test_an_unsure_detection_says_how_to_leave_it_out(handlers):
     assert "Face 2: the detector is unsure it is a face" in status and "Faces to restore" in status
     assert "Face 1: the detector is unsure" not in status
     assert pick["visible"] is True
-
-
-
-# ---------------------------------------------------------------- 8. the work one request may do
-def test_the_work_per_request_is_capped_and_said(tmp_path):
-    import numpy as np
-    from diffbfr import settings as S
-    from diffbfr.methods import DiffBFRSettings
-    from diffbfr.photo import WORK_BUDGET, PhotoRestorer
-    model = methods.tiny("diffbfr")
-    photo = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(ROOT / "examples" / "two_people.jpg").convert("RGB"))
-    heavy = S.validate(DiffBFRSettings, {"irm64_steps": 20, "irm128_steps": 20, "tem_steps": 10, "irm64_samples": 1})
-    capped = PhotoRestorer(model, identity=False, work_budget=WORK_BUDGET).restore(photo, heavy)
-    assert len(capped.found) == 2 and len(capped.faces) == 1   # 2 x 50 evaluations > 64: the larger face
-    assert capped.faces[0].aligned.face_size == max(f.face_size for f in capped.found)
-    assert any("Restoring 1 of the 2 faces" in n and "100 network evaluations" in n for n in capped.notices)
-    light = PhotoRestorer(model, identity=False, work_budget=WORK_BUDGET).restore(photo, DiffBFRSettings())
-    assert len(light.faces) == 2 and not any("network evaluations" in n for n in light.notices)
-    assert len(PhotoRestorer(model, identity=False).restore(photo, heavy).faces) == 2   # CLI, Python API: no cap
-
-
-def test_the_app_caps_the_work_per_request(handlers):
-    from diffbfr.photo import WORK_BUDGET
-    assert all(r.work_budget == WORK_BUDGET for r in handlers.app.restorers.values())

@@ -14,7 +14,8 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr.faces.align import align_crop
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import LRUCache, PhotoRestorer, image_key, restore_face, restore_faces, restore_photo
+from diffbfr.photo import PhotoRestorer, restore_face, restore_faces, restore_photo
+from diffbfr.stage_cache import LRUCache, image_key
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = np.asarray(Image.open(ROOT / "examples" / "astronaut_face_aligned.png").convert("RGB"))

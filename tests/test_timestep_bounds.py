@@ -12,7 +12,7 @@ import pytest
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
-from ui.handlers import api_settings
+from ui.restore_api import api_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "weights" / "diffbfr"

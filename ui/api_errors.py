@@ -56,6 +56,8 @@ class PlainErrorBlocks(gr.Blocks):
 
     async def process_api(self, block_fn, inputs, *args, **kwargs):
         fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
+        if getattr(fn, "is_validator_function", False):
+            return await self._validate(block_fn, fn, inputs, *args, **kwargs)
         if getattr(fn, "api_name", None) == API_NAME and isinstance(inputs, list) \
                 and len(inputs) != len(fn.inputs):
             if not OLDEST_CALL <= len(inputs) < len(fn.inputs):
@@ -70,3 +72,15 @@ class PlainErrorBlocks(gr.Blocks):
         except Exception as exc:  # noqa: BLE001 -- Gradio's own checks and anything unforeseen
             log.warning("request failed: %s: %s", type(exc).__name__, exc)
             raise gr.Error(plain_message(exc)) from None
+
+    async def _validate(self, block_fn, fn, inputs, *args, **kwargs):
+        """An event's validator (the API's cheap refusals, run before the queue). What it cannot
+        judge (a short old call, a photo named by URL, anything unforeseen) it leaves to the
+        event itself, which refuses it in words as above: no verdict, the call joins the queue."""
+        if isinstance(inputs, list) and OLDEST_CALL <= len(inputs) < len(fn.inputs):
+            inputs = inputs + [None] * (len(fn.inputs) - len(inputs))   # api_check: None = the default
+        try:
+            return await super().process_api(block_fn, inputs, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- a validator must never fail the request itself
+            log.info("validator left the call to the queue: %s: %s", type(exc).__name__, exc)
+            return {"data": None}

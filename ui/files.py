@@ -24,7 +24,7 @@ import numpy as np
 from gradio.utils import get_upload_folder
 
 from diffbfr.faces.paste import upscale
-from diffbfr.imageio import save_png
+from diffbfr.image_out import save_png
 
 MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
 API_UPLOAD_GRACE_S = 120.0  # API uploads of identical bytes share one file while queued: delete later

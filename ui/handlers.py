@@ -1,9 +1,8 @@
 """The app's callbacks: turn photo-path results into what the page shows (ui/outputs.py) and
-user messages, and the one-call API. Every callback catches its errors: the user sees a
-sentence, never a traceback."""
+user messages; the one-call API's are in ui/restore_api.py. Every callback catches its errors:
+the user sees a sentence, never a traceback."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -17,12 +16,15 @@ import numpy as np
 
 from diffbfr import methods
 from diffbfr import settings as S
-from diffbfr.imageio import ImageError, load_image, release_memory, upscale_nearest
-from diffbfr.photo import image_key, is_unsure
+from diffbfr.image_out import upscale_nearest
+from diffbfr.imageio import ImageError, load_image, release_memory
+from diffbfr.photo import is_unsure
+from diffbfr.stage_cache import image_key
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles
 from .outputs import LOAD, PHOTO, cleared, outputs
+from .restore_api import RestoreAPI
 from .session import Upload
 from .state import AppState
 from .views import (
@@ -71,7 +73,7 @@ class Controls:
         return cls(path, bool(aligned), choice, scale, bool(thorough), bool(auto), tuple(values))
 
 
-class Handlers:
+class Handlers(RestoreAPI):
     """Every callback of the page (and the API's), over one AppState; `files` writes what they
     show. ui/page.py wires them: the photo callbacks take (session, *Controls) and answer
     outputs.PHOTO, on_image answers outputs.LOAD, on_method its `method_outputs`."""
@@ -341,68 +343,3 @@ class Handlers:
         lines.append("\n*Bright = the samples disagree: the model is inventing there, not reading your photo.*")
         release_memory()  # the K samples' buffers go back to the system (~100-150 MB left otherwise)
         return items, "\n".join(lines)
-
-    # ------------------------------------------------------------------ the API endpoint
-    def api_restore(self, image: str, method: str = "diffbfr", aligned: bool = False,
-                    settings_json: str = "{}", auto: bool = True, scale: str = "auto"):
-        """One call: photo + method + settings -> the restored photo, every stage of every face,
-        and a JSON record. Arguments and defaults are the page's (README, "One-call API"):
-        `settings_json` a JSON object of that method's settings (missing ones: the defaults;
-        checked by diffbfr.settings.validate, which refuses, never clamps, a bad value);
-        `auto` (default on, as on the page) picks the start steps per face, except when the
-        settings name one of them (as moving a start-step slider switches Auto off on the
-        page); `scale` "auto" (the page's default), "1", "2" or "4"."""
-        if not image:
-            raise gr.Error("No photo: send one with the call (gradio_client: handle_file(path)).")
-        if method not in self.app.restorers:
-            raise gr.Error(f"method {method!r} is not available; available: {', '.join(self.app.restorers)}")
-        restorer = self.app.restorers[method]
-        try:
-            s, named = api_settings(restorer.model, settings_json)
-            out_scale = api_choice("scale", scale, {"auto": "auto", "1": 1, "2": 2, "4": 4}, "auto")
-            want_auto = api_choice("auto", auto, {"true": True, "false": False}, True)
-            aligned = api_choice("aligned", aligned, {"true": True, "false": False}, False)
-            calibrated = set(restorer.auto.calibration.fields) if restorer.auto is not None else set()
-            overridden = sorted(named & calibrated)
-            use_auto = want_auto and bool(calibrated) and not overridden
-            loaded = load_image(image)   # one call: not kept in the tabs' UploadStore
-            with self._serving():
-                result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
-                                          auto=use_auto)
-        except (ImageError, ValueError, KeyError) as exc:
-            raise gr.Error(without_paths(exc)) from None
-        finally:
-            self.files.discard_upload(image, grace=True)
-            release_memory()
-        name = Path(image).stem
-        restored = self.files.write(f"{name}_restored.png", result.image)
-        gallery = [(self.files.write(f"{name}_{caption}.png", np.asarray(img)), caption)
-                   for img, caption in gallery_items(result, methods.get(method), size=128)]
-        notices = list(loaded.notices)
-        if want_auto and overridden:
-            notices.append(f"Auto is off for this call: the settings name {', '.join(overridden)}, which Auto "
-                           "would choose (leave them out to let Auto choose).")
-        record = result.to_record(notices)   # the one result record (the CLI writes it too)
-        record["auto"] = {"requested": want_auto, "used": use_auto, "available": bool(calibrated)}
-        return restored, gallery, record
-
-
-def api_settings(model: methods.Model, settings_json) -> tuple[object, set[str]]:
-    """The API's settings text -> (settings, names the caller set), through the one validation
-    (diffbfr.settings.from_json: a JSON object, known names, numbers in range, the start steps
-    within what the loaded networks were trained at). Raises SettingsError (plain words)."""
-    s = S.from_json(model.method.settings, settings_json, model.knob_limits())
-    parsed = settings_json if not isinstance(settings_json, str) else \
-        (json.loads(settings_json) if settings_json.strip() else {})
-    return s, {n for n, v in (parsed or {}).items() if v is not None}
-
-
-def api_choice(name: str, value, choices: dict, default):
-    """An API argument with a few allowed values (None: the default); SettingsError otherwise."""
-    if value is None:
-        return default
-    text = str(value).strip().lower() if isinstance(value, (bool, int, str)) else None
-    if text in choices:
-        return choices[text]
-    raise S.SettingsError(f"{name} must be one of {', '.join(choices)}; got {json.dumps(value, default=str)}",
-                          name)

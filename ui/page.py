@@ -264,4 +264,6 @@ def _api(h: Handlers, first: str) -> None:
         api_in = [PhotoInput(type="filepath", image_mode=None), gr.Textbox(value=first), gr.Checkbox(False),
                   gr.Textbox(value="{}"), gr.Checkbox(True), gr.Textbox(value="auto")]  # auto, scale: as the page
         api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
-        gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu")
+        # validator: the cheap refusals are answered when the call arrives, not after its turn
+        gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu",
+                          validator=h.api_check)

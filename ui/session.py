@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffbfr.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
-from diffbfr.photo import LRUCache, image_key
+from diffbfr.stage_cache import LRUCache, image_key
 
 # ~2 photos at the 8 MP decode limit, ~20 ordinary 1 MP ones: more than the tabs a CPU serves
 # at once; the least recently used photo goes first. Part of the app's memory budget (bench.soak

@@ -10,7 +10,10 @@ from pathlib import Path
 
 from diffbfr import methods, paths
 from diffbfr.auto import Auto
-from diffbfr.photo import WORK_BUDGET, LRUCache, PhotoRestorer, run_stages
+from diffbfr.face_stages import run_stages
+from diffbfr.photo import PhotoRestorer
+from diffbfr.stage_cache import LRUCache
+from diffbfr.work_budget import WORK_BUDGET_S
 
 from .files import is_aligned_example
 from .session import UploadStore
@@ -39,7 +42,7 @@ class AppState:
         detections = LRUCache(32, DETECTION_BYTES)
         self.models = models
         self.restorers = {n: PhotoRestorer(m, cache_size, identity=identity, runner=runner, detections=detections,
-                                           auto=(autos or {}).get(n), work_budget=WORK_BUDGET)
+                                           auto=(autos or {}).get(n), work_budget=WORK_BUDGET_S)
                           for n, m in models.items()}
         self.unavailable = unavailable or {}
         self.uploads = UploadStore()   # every tab's decoded photo; the tabs' State holds keys

@@ -13,7 +13,7 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.faces.identity import SAME_PERSON_THRESHOLD
-from diffbfr.imageio import upscale_nearest
+from diffbfr.image_out import upscale_nearest
 from diffbfr.methods import Method, Model
 from diffbfr.photo import PhotoResult, counted
 

@@ -216,3 +216,22 @@ def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
         result[..., 1] = result[..., 0]
         result[..., 2] = result[..., 0]
     return np.ascontiguousarray(result)
+
+
+def paste_notices(pasted: dict[int, AlignedFace], out_shape: tuple[int, ...], scale: int, grey: bool,
+                  aligned_crop: bool = False) -> list[str]:
+    """What paste_back did that a person should be told: a grey photo's faces kept grey, an output
+    larger than the input, and which faces (`pasted`: face number from 0 -> the face) kept the
+    photo's finer detail (the large-face rule; not said of an aligned crop, which is the face)."""
+    notices = []
+    if grey:
+        notices.append("The input is greyscale, so the restored faces and every stage are shown in grey.")
+    if scale > 1:
+        notices.append(f"Output {scale}x the input's size ({out_shape[1]}x{out_shape[0]}): the "
+                       "background is upscaled (Lanczos), the faces carry their 128 px restoration.")
+    large = [i + 1 for i, face in pasted.items() if face.larger_than_model and not aligned_crop]
+    if large:
+        notices.append(f"Face{'s' if len(large) > 1 else ''} {', '.join(map(str, large))} "
+                       f"span{'' if len(large) > 1 else 's'} more than the models' {FRAME} px: only what "
+                       f"the restoration changed at {FRAME} px was pasted; the photo's finer detail is kept.")
+    return notices

@@ -44,6 +44,11 @@ class Stage:
     nfe: Callable[[Any], int]       # network evaluations at given settings (0: stage skipped)
     help: str = ""
     describe: Callable[[dict], str] | None = None   # a face's info from `run` -> words for people
+    # What one network evaluation costs for one face at settings s, in seconds on the 2-core CPU
+    # (bench.speed): the app bounds a request's work by it (diffbfr/work_budget.py). None: not
+    # measured (work_budget.UNMEASURED_EVAL_S).
+    eval_s: Callable[[Any], float] | None = None
+    counts: tuple[str, ...] = ()    # integer settings the work grows with (steps, samples): what a budget lowers
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Method:
                 raise ValueError(f"{self.name}: stage {st.name} reads {st.reads}, not all computed before it")
             if not set(st.fields) <= fields:
                 raise ValueError(f"{self.name}: stage {st.name} reads unknown settings {set(st.fields) - fields}")
+            if not set(st.counts) <= set(st.fields):
+                raise ValueError(f"{self.name}: stage {st.name} counts {set(st.counts) - set(st.fields)}, "
+                                 "not settings it reads")
             known.add(st.name)
         for name, net in self.timestep_networks.items():
             if name not in fields or net not in self.networks:

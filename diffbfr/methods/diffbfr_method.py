@@ -171,6 +171,10 @@ def fidelity_to_detail(position: float, limits: dict | None = None) -> dict:
 
 
 _SAMPLING = ("seed", "eta")
+# One face's network evaluation on the 2-core CPU, in seconds (README's speed table, bench.speed
+# --repeats 5: IRM 64 27 ms for 2 steps of one sample, 60 ms of 4; IRM 128 68 ms for 4 steps; TEM
+# 102 ms for 2): what the app's budget of work per request adds up (diffbfr/work_budget.py).
+IRM64_CALL_S, IRM64_SAMPLE_S, IRM128_EVAL_S, TEM_EVAL_S = 0.008, 0.0055, 0.017, 0.051
 DIFFBFR = Method(
     name="diffbfr",
     title="DiffBFR",
@@ -178,14 +182,18 @@ DIFFBFR = Method(
     stages=(
         Stage("irm64", "IRM 64", (INPUT,), ("irm_start", "irm64_steps", "irm64_samples") + _SAMPLING, run_irm64,
               lambda s: s.irm64_steps if s.irm_start > 0 else 0,  # steps (calls): the samples share each call
-              "conditional diffusion at 64 px from the noised LQ face"),
+              "conditional diffusion at 64 px from the noised LQ face",
+              eval_s=lambda s: IRM64_CALL_S + IRM64_SAMPLE_S * s.irm64_samples,
+              counts=("irm64_steps", "irm64_samples")),
         Stage("irm128", "IRM 128", (INPUT, "irm64"), ("irm_start", "irm2_start", "irm128_steps") + _SAMPLING,
               run_irm128,
               lambda s: s.irm128_steps if s.irm2_start > 0 else 0,
-              "conditional diffusion at 128 px from the noised, upsampled stage-1 face"),
+              "conditional diffusion at 128 px from the noised, upsampled stage-1 face",
+              eval_s=lambda s: IRM128_EVAL_S, counts=("irm128_steps",)),
         Stage("tem", "TEM", ("irm128",), ("tem_t", "tem_steps", "tem_eta") + _SAMPLING, run_tem,
               lambda s: s.tem_steps if s.tem_t > 0 else 0,
-              "unconditional clean-face model from a small timestep: texture"),
+              "unconditional clean-face model from a small timestep: texture",
+              eval_s=lambda s: TEM_EVAL_S, counts=("tem_steps",)),
     ),
     networks=NETWORKS,
     load_network=load_network,
