@@ -49,8 +49,12 @@ def test_weights_notice_follows_the_manifest():
     shipped = methods.load(ROOT / "weights" / "diffbfr", device="cpu")
     shipped.card = {**shipped.card, "beats_bicubic": False}
     assert "worse than plain bicubic" in weights_notice(shipped)
-    shipped.card = {**shipped.card, "beats_bicubic": True}
+    shipped.card = {**shipped.card, "beats_bicubic": True, "stage_warning": ""}
     assert weights_notice(shipped) == ""
+    # a stage worse than skipping it is said however good the chain is (the shipped manifest has one)
+    assert "TEM" in methods.load(ROOT / "weights" / "diffbfr", device="cpu").card["stage_warning"]
+    shipped.card = {**shipped.card, "stage_warning": "TEM adds grain."}
+    assert weights_notice(shipped).endswith("TEM adds grain.")
     assert "random tiny networks" in weights_notice(methods.tiny("diffbfr"))
 
 

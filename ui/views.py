@@ -124,11 +124,15 @@ def weights_notice(model: Model) -> str:
     if model.label:
         return f"⚠️ **{model.method.title}: {model.label}.**"
     card = model.card
+    # a stage that measures worse than skipping it is said even when the whole chain beats bicubic
+    stage = card.get("stage_warning", "")
+    stage = f"⚠️ **{model.method.title}:** {stage}" if stage else ""
     if card.get("beats_bicubic", False):
-        return ""
+        return stage
     note = card.get("quality_note", "these weights have not been shown to beat plain bicubic upsampling")
-    return (f"⚠️ **{model.method.title}: these weights restore faces worse than plain bicubic upsampling.** "
-            f"{note} The README that comes with these weights, in the project's files, says more.")
+    return "\n\n".join(filter(None, [
+        f"⚠️ **{model.method.title}: these weights restore faces worse than plain bicubic upsampling.** "
+        f"{note} The README that comes with these weights, in the project's files, says more.", stage]))
 
 
 def face_choices(found) -> list[tuple[str, int]]:
