@@ -1,6 +1,6 @@
 """Every timestep is bounded by what its network was trained for (issue #30, item 7): a start
 step beyond its network's config t_max is refused; a network file that states no t_max (the
-TEM placeholder) is bounded by its setting's slider end (TEM: 100), not the config class's 1000."""
+old TEM placeholder) is bounded by its setting's slider end (TEM: 100), not the config class's 1000."""
 from __future__ import annotations
 
 import json
@@ -23,9 +23,15 @@ def shipped():
     return methods.load(SHIPPED, device="cpu")
 
 
-def test_tem_without_a_stated_t_max_ends_at_100(shipped):
-    assert "t_max" not in json.loads((SHIPPED / "tem128.json").read_text())["config"]   # the placeholder
+def test_tem_without_a_stated_t_max_ends_at_100(shipped, tmp_path):
+    assert json.loads((SHIPPED / "tem128.json").read_text())["config"]["t_max"] == 100.0   # the trained TEM
     assert shipped.knob_limits()["tem_t"] == (0.0, 100.0)
+    folder = tmp_path / "diffbfr"     # a TEM file that states no range (as the old placeholder's)
+    shutil.copytree(SHIPPED, folder)
+    meta = json.loads((folder / "tem128.json").read_text())
+    del meta["config"]["t_max"]
+    (folder / "tem128.json").write_text(json.dumps(meta))
+    assert methods.load(folder, device="cpu").knob_limits()["tem_t"] == (0.0, 100.0)
     with pytest.raises(S.SettingsError, match=r"TEM|tem_t.*from 0 to 100 \(the range the loaded model was trained for\)"):
         api_settings(shipped, '{"tem_t": 1000}')
     assert api_settings(shipped, '{"tem_t": 100}')[0].tem_t == 100.0
