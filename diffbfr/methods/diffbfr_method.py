@@ -172,9 +172,10 @@ def fidelity_to_detail(position: float, limits: dict | None = None) -> dict:
 
 _SAMPLING = ("seed", "eta")
 # One face's network evaluation on the 2-core CPU, in seconds (README's speed table, bench.speed
-# --repeats 5: IRM 64 27 ms for 2 steps of one sample, 60 ms of 4; IRM 128 68 ms for 4 steps; TEM
-# 102 ms for 2): what the app's budget of work per request adds up (diffbfr/work_budget.py).
-IRM64_CALL_S, IRM64_SAMPLE_S, IRM128_EVAL_S, TEM_EVAL_S = 0.008, 0.0055, 0.017, 0.051
+# --repeats 5: IRM 64 27 ms for 2 steps of one sample, 60 ms of 4; IRM 128 68 ms for 4 steps; TEM,
+# the shuffle net since session 5, 46 ms for 2): what the app's budget of work per request adds
+# up (diffbfr/work_budget.py).
+IRM64_CALL_S, IRM64_SAMPLE_S, IRM128_EVAL_S, TEM_EVAL_S = 0.008, 0.0055, 0.017, 0.023
 DIFFBFR = Method(
     name="diffbfr",
     title="DiffBFR",
