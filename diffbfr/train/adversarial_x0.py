@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .projected_d import (ProjectedConfig, ProjectedDiscriminator, d_hinge_loss, features, g_hinge_loss,
-                          perceptual_l1, translate)
+from .projected_d import ProjectedConfig, ProjectedDiscriminator, critic_step, features, realism_terms
 
 
 class AdversarialX0:
@@ -33,21 +32,8 @@ class AdversarialX0:
 
     def generator_terms(self, x0_hat: torch.Tensor, x0: torch.Tensor, bf16: bool) -> dict:
         """w_perc * perceptual L1 + w_adv * hinge G loss of the estimate (D frozen for this pass)."""
-        self.d.requires_grad_(False)
-        with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
-            fake = self.feats(x0_hat)
-            with torch.no_grad():
-                real = self.feats(x0)
-            adv = g_hinge_loss(self.d(fake)).float()
-        perc = perceptual_l1(fake, real)
+        perc, adv = realism_terms(self.d, self.feats, x0_hat, x0, bf16, adversarial=self.args.w_adv > 0)
         return {"perc": perc, "adv": adv, "total": self.args.w_perc * perc + self.args.w_adv * adv}
 
     def d_step(self, x0: torch.Tensor, x0_hat: torch.Tensor, bf16: bool) -> torch.Tensor:
-        self.d.requires_grad_(True)
-        with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = d_hinge_loss(self.d(self.feats(translate(x0))), self.d(self.feats(translate(x0_hat.detach()))))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.d.requires_grad_(False)
-        return loss.detach()
+        return critic_step(self.d, self.feats, self.opt, x0, x0_hat, bf16)

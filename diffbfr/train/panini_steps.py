@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nets.panini_prior import R1_INTERVAL, d_logistic_loss, feature_matching_loss, g_nonsaturating_loss, r1_penalty
-from .projected_d import d_hinge_loss, g_hinge_loss, perceptual_l1, translate
+from .projected_d import critic_step, g_hinge_loss, realism_terms, translate
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -69,31 +69,13 @@ def restore_step(net, d, opt, d_opt, hq, lq, step: int, args, bf16: bool) -> dic
 
 
 # ---------------------------------------------------------------- projected discriminator (--disc projected)
-# D's heads judge frozen Lite0 features (projected_d.py); hinge losses, DiffAugment translation on
-# everything D sees, no R1 (Projected GAN trains without it). The G side's perceptual term reads
-# the same features, so one feature pass of a fake serves both the adversarial and the perceptual loss.
-def projected_d_step(d, feats, d_opt, real, fake, bf16: bool) -> dict:
-    d.requires_grad_(True)
-    with autocast(real.device, bf16):
-        loss = d_hinge_loss(d(feats(translate(real))), d(feats(translate(fake.detach()))))
-    d_opt.zero_grad(set_to_none=True)
-    loss.backward()
-    d_opt.step()
-    d.requires_grad_(False)
-    return {"d_loss": loss.detach()}
-
-
+# D's heads judge frozen Lite0 features (projected_d.py: critic_step, realism_terms); the G side's
+# perceptual term reads the same features as its adversarial term.
 def reconstruction_loss(image, target, d, feats, args, bf16: bool) -> dict:
     """L1 + w_perc * Lite0 perceptual L1 + w_adv * hinge G loss of `image` against `target`."""
-    with autocast(image.device, bf16):
-        fake_feats = feats(image)
-        with torch.no_grad():
-            real_feats = feats(target)
-        adv = g_hinge_loss(d(fake_feats)) if args.w_adv > 0 else image.new_zeros(())
+    perc, adv = realism_terms(d, feats, image, target, bf16, adversarial=args.w_adv > 0)
     l1 = F.l1_loss(image.float(), target)
-    perc = perceptual_l1(fake_feats, real_feats)
-    return {"l1": l1, "perc": perc, "adv": adv.float(),
-            "total": args.w_l1 * l1 + args.w_perc * perc + args.w_adv * adv.float()}
+    return {"l1": l1, "perc": perc, "adv": adv, "total": args.w_l1 * l1 + args.w_perc * perc + args.w_adv * adv}
 
 
 def projected_prior_step(g, enc, d, feats, g_opt, d_opt, real, args, bf16: bool) -> dict:
@@ -103,7 +85,7 @@ def projected_prior_step(g, enc, d, feats, g_opt, d_opt, real, args, bf16: bool)
     z = torch.randn(real.shape[0], g.z_dim, device=real.device)
     with torch.no_grad(), autocast(real.device, bf16):
         fake = g(z, mixing_prob=args.mixing)
-    out = projected_d_step(d, feats, d_opt, real, fake, bf16)
+    out = {"d_loss": critic_step(d, feats, d_opt, real, fake, bf16)}
     with autocast(real.device, bf16):
         adv = g_hinge_loss(d(feats(translate(g(torch.randn_like(z), mixing_prob=args.mixing)))))
     loss = args.w_gan * adv.float()
@@ -123,7 +105,7 @@ def projected_prior_step(g, enc, d, feats, g_opt, d_opt, real, args, bf16: bool)
 def projected_restore_step(net, d, feats, opt, d_opt, hq, lq, args, bf16: bool) -> dict:
     with autocast(hq.device, bf16):
         image = net(lq, noise_mode="const")["image"]
-    out = projected_d_step(d, feats, d_opt, hq, image, bf16)
+    out = {"d_loss": critic_step(d, feats, d_opt, hq, image, bf16)}
     rl = reconstruction_loss(image, hq, d, feats, args, bf16)
     opt.zero_grad(set_to_none=True)
     rl["total"].backward()

@@ -149,6 +149,34 @@ def translate(x: torch.Tensor, gen: torch.Generator | None = None, frac: float =
     return xp[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
 
 
+def critic_step(d: ProjectedDiscriminator, feats: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor,
+                fake: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """One step of D: hinge loss on translated reals against translated (detached) fakes, no R1
+    (Projected GAN trains without it). D is frozen again afterwards: the generator's pass
+    needs gradients through D, not for it. Returns the detached loss."""
+    d.requires_grad_(True)
+    with torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = d_hinge_loss(d(feats(translate(real))), d(feats(translate(fake.detach()))))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    d.requires_grad_(False)
+    return loss.detach()
+
+
+def realism_terms(d: ProjectedDiscriminator, feats: nn.Module, image: torch.Tensor, target: torch.Tensor,
+                  bf16: bool, adversarial: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(perceptual L1, hinge G loss) of `image` against `target`, float32: one feature pass of
+    the image serves both terms. D stays frozen; without `adversarial` the second term is 0."""
+    d.requires_grad_(False)
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=bf16):
+        fake = feats(image)
+        with torch.no_grad():
+            real = feats(target)
+        adv = g_hinge_loss(d(fake)).float() if adversarial else image.new_zeros((), dtype=torch.float32)
+    return perceptual_l1(fake, real), adv
+
+
 def d_hinge_loss(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)) / len(real)
 
