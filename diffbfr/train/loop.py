@@ -101,12 +101,15 @@ def step_seconds(probe: Callable[[bool], None], bf16: bool, repeats: int = 2) ->
 def pick_bf16(probe: Callable[[bool], None] | None, mode: str, device: torch.device) -> bool:
     """Whether to train in bf16: CUDA always (unless --bf16 off); on a CPU, --bf16 auto times one
     fp32 and one bf16 forward + backward (`probe`, which must not step an optimizer) and keeps
-    the faster, and every mode says in the log what it measured, so a run on a CPU where bf16
-    crawls never crawls silently."""
+    the faster; auto and on say in the log what they measured (on warns when bf16 is slower),
+    so a run on a CPU where bf16 crawls never crawls silently."""
     if device.type == "cuda" or probe is None:
         return mode != "off" and device.type == "cuda"
+    if mode == "off":  # nothing to decide: timing bf16 would cost a minute where it crawls
+        log("precision: fp32 (--bf16 off)")
+        return False
     fp32, bf16 = step_seconds(probe, False), step_seconds(probe, True)
-    use = {"on": True, "off": False}.get(mode, bf16 < fp32)
+    use = mode == "on" or bf16 < fp32
     log(f"precision: one step takes {fp32:.2f} s in fp32, {bf16:.2f} s in bf16 ({fp32 / bf16:.2f}x) "
         f"-> {'bf16' if use else 'fp32'} (--bf16 {mode})"
         + (" WARNING: bf16 is slower on this CPU" if use and bf16 > fp32 else ""))
