@@ -2,7 +2,7 @@
 JPEG chroma noise and a slight tint make its channels differ by up to ~20 levels, and a model
 trained on colour faces would then paint an orange forehead on it (issue #30: the max red-blue
 difference went from 20 to 64). `is_nearly_grey` is the one rule the loader and the photo
-path use; `grey_rgb` is the one conversion (the same luma as the paste-back's)."""
+path use; `grey_rgb` is the one conversion, which the paste-back uses too."""
 from __future__ import annotations
 
 import cv2

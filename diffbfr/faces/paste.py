@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..frame import FRAME, as_rgb, resize_matrix, transform_points
+from ..grey import grey_rgb
 from .align import AlignedFace
 
 __all__ = ["paste_back", "auto_scale", "upscale", "blend_mask", "is_greyscale", "SCALES",
@@ -72,11 +73,6 @@ def is_greyscale(image: np.ndarray) -> bool:
     """True when the three channels are identical (a grey photo stored as RGB)."""
     return bool(np.array_equal(image[..., 0], image[..., 1])
                 and np.array_equal(image[..., 1], image[..., 2]))
-
-
-def _to_grey(face: np.ndarray) -> np.ndarray:
-    g = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
-    return np.repeat(g[:, :, None], 3, axis=2)
 
 
 def _roi(inv: np.ndarray, size: int, h: int, w: int):
@@ -206,7 +202,7 @@ def paste_back(image: np.ndarray, aligned_faces: Sequence[AlignedFace],
         if restored.shape != (FRAME, FRAME, 3) or restored.dtype != np.uint8:
             raise ValueError(f"restored faces must be {FRAME}x{FRAME}x3 uint8, "
                              f"got {restored.dtype} {restored.shape}")
-        face = (_to_grey(restored) if grey else restored).astype(np.float32)
+        face = (grey_rgb(restored) if grey else restored).astype(np.float32)
         replace = not (keep_detail and aligned.larger_than_model)
         content = face if replace else face - aligned.image.astype(np.float32)
         _paste_one(out, _scaled(aligned.matrix, scale), aligned.face_size * scale, content,
