@@ -19,8 +19,9 @@ from .methods.base import Method
 from .settings import knob_of
 
 # The app's budget for a request's faces, in seconds of work on the 2-core CPU. A typical photo
-# (2 faces at the defaults) is ~0.56 s of it and runs as asked; 6 faces at the defaults (1.68 s)
-# run with about half the steps; at the fewest steps 7 faces fit and 8 do not.
+# (2 faces at the defaults) is ~0.45 s of it and runs as asked; 6 faces at the defaults (1.34 s)
+# run with about two thirds of the steps (the trained TEM's 23 ms an evaluation; with the
+# placeholder's 51 ms they were 0.56 s and 1.68 s, about half the steps).
 WORK_BUDGET_S = 1.0
 # "Look harder" spends most of it on finding the faces: its CNN pass took 2.2 s on the 30-face
 # photo, about what the typical photo's whole restoration takes, and it runs before the faces can
@@ -32,8 +33,9 @@ LOOK_HARDER_S = 0.65
 # What a restored face costs besides its networks: two dlib identity embeddings (~20 ms each: 114
 # ms against an IRM 128 evaluation's 92 ms, timed together on the loaded machine), pasting it back.
 FACE_S = 0.05
-# What an evaluation of a stage that states no cost (Stage.eval_s None) is counted as: the
-# largest DiffBFR states (TEM, 0.051 s) doubled, so that an unmeasured network is not let through.
+# What an evaluation of a stage that states no cost (Stage.eval_s None) is counted as: about
+# twice the largest cost DiffBFR has stated (the placeholder TEM's 0.051 s), so that an unmeasured
+# network is not let through.
 UNMEASURED_EVAL_S = 0.1
 _BISECTIONS = 30
 
