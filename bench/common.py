@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import statistics
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,3 +212,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def median_time(fn, repeats: int, warmup: int, clock=time.perf_counter) -> float:
+    """Median seconds of `repeats` calls of fn() after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+    return statistics.median(times)

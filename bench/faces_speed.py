@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import cv2
 import numpy as np
 
+from bench.common import median_time
 from diffbfr.faces.align import align_face, find_faces
 from diffbfr.faces.detect import DlibDetector, detect_faces
 from diffbfr.faces.paste import paste_back
@@ -76,16 +76,6 @@ def synthetic_photo(megapixels: float) -> np.ndarray:
         pass
     return canvas
 
-
-def median_time(fn, repeats: int, warmup: int, clock=time.perf_counter) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return statistics.median(times)
 
 
 def pass_costs(photo: np.ndarray, repeats: int) -> None:

@@ -10,13 +10,11 @@ Needs the dev requirements (EfficientNet-Lite0's weights, for the projected disc
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import diffbfr  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 
-from bench.common import markdown_table
+from bench.common import markdown_table, median_time
 from diffbfr.nets.panini_dafi import PaniniConfig, PaniniNet
 from diffbfr.nets.panini_dre import DRE
 from diffbfr.nets.panini_encoder import Encoder, EncoderConfig
@@ -46,16 +44,6 @@ def step_fns(batch: int) -> dict:
     }
 
 
-def median_s(fn, repeats: int) -> float:
-    fn()  # warm-up: allocation, oneDNN kernel choice
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=8)
@@ -68,7 +56,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         for name, fn in fns.items():
             for bf16 in (False, True):
-                s = median_s(lambda: fn(bf16), a.steps)
+                s = median_time(lambda: fn(bf16), a.steps, 1)  # the warm-up pays for oneDNN's kernel choice
                 rows.append([name, threads, "bf16" if bf16 else "fp32", f"{s:.2f}", f"{a.batch / s:.2f}"])
                 print(" | ".join(map(str, rows[-1])), flush=True)
     print(f"\nbatch {a.batch}, median of {a.steps} steps after a warm-up, {torch.__version__}\n")
