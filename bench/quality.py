@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -202,7 +203,7 @@ def run_sweep(a, model, base, faces, cached, scorer, field: str, values: list, o
 def plot_sweep(path: Path, field: str, rows: list[dict], n_faces: int, identity: bool = True) -> None:
     """Each score against the swept value, one line per level: PSNR (fidelity), then what a
     person sees (pdist, KID, hf; NIQE and identity when the realism scores are off)."""
-    realism = any(r.get("pdist") == r.get("pdist") and "pdist" in r for r in rows)  # present and not NaN
+    realism = any(math.isfinite(r.get("pdist", math.nan)) for r in rows)
     panels = ([("psnr", "PSNR (dB) ↑"), ("pdist", "pdist ↓"), ("kid", "KID×1000 ↓"), ("hf", "hf → 1")] if realism
               else [("psnr", "PSNR (dB) ↑"), ("niqe", "NIQE ↓ (rewards grain)"), ("id_dist", "identity distance ↓")])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6))
