@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
 FACE_PATH = ROOT / "examples" / "astronaut_face_aligned.png"
 FACE = np.asarray(Image.open(FACE_PATH).convert("RGB"))
-LEVELS = {"4", "8", "16", "32", "64"}
+LEVELS = {"4", "8", "16", "32", "64", "128"}
 
 
 
@@ -83,7 +83,7 @@ def test_photo_path_and_cli(model, tmp_path):
     info = res.faces[0].stages.info["panini"]
     assert set(info["prior_share"]) == LEVELS
     words = P.face_share_summary(info)
-    assert "face prior (0 % = from your photo): 4 px " in words and words.count(" px ") == 5
+    assert "face prior (0 % = from your photo): 4 px " in words and words.count(" px ") == 6
     out = tmp_path / "out"
     assert cli_main(["--method", "panini", "--tiny", "-i", str(FACE_PATH), "-o", str(out), "--aligned",
                      "--prior-shift", "2.5"]) == 0

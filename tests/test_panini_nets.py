@@ -104,7 +104,7 @@ def test_encoder_features_and_ws_start_at_w_avg():
     feats, ws = enc(lq(2), w_avg)
     g = TINY_GENERATOR
     assert {r: tuple(f.shape) for r, f in feats.items()} == {
-        r: (2, g.channels_at(r), r, r) for r in (64, 32, 16, 8, 4)}
+        r: (2, g.channels_at(r), r, r) for r in (128, 64, 32, 16, 8, 4)}
     assert ws.shape == (2, g.num_ws, g.w_dim)
     assert torch.equal(ws, w_avg.expand_as(ws))  # zero-initialised head: the average face
     with pytest.raises(ValueError):
@@ -117,12 +117,12 @@ def test_panini_forward_shapes_and_masks():
     assert out["image"].shape == (2, 3, RES, RES) and torch.isfinite(out["image"]).all()
     assert out["ws"].shape == (2, 12, TINY_GENERATOR.w_dim)
     assert out["degradation"].shape == (2, 256)
-    assert sorted(out["masks"]) == [4, 8, 16, 32, 64]
+    assert sorted(out["masks"]) == [4, 8, 16, 32, 64, 128]
     for r, m in out["masks"].items():
         assert m.shape == (2, TINY_GENERATOR.channels_at(r))
         assert ((m > 0) & (m < 1)).all()
     means = prior_shares(out["masks"])      # per face {level: mean share}, what the method reports
-    assert [list(m) for m in means] == [["4", "8", "16", "32", "64"]] * 2
+    assert [list(m) for m in means] == [["4", "8", "16", "32", "64", "128"]] * 2
     assert all(0 < v < 1 for m in means for v in m.values())
     # the shift moves every level towards the prior
     up = prior_shares(net(lq(2), prior_shift=3.0)["masks"])

@@ -97,3 +97,6 @@ def test_lite0_features_load_offline_from_the_wheel():
     # ImageNet weights, not a random init: the classifier is confident on nothing in particular
     assert not feats.training and all(not p.requires_grad for p in feats.parameters())
     assert float(feats.net._bn0.running_var.mean()) != 1.0
+    # --feature-size 0: a 64 px crop is judged at its own size, on the same (shared) network
+    native = pd.lite0_features(0)
+    assert native.net is feats.net and native(torch.zeros(1, 3, 64, 64))[0].shape[-1] == 64 // 4

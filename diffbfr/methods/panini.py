@@ -1,8 +1,8 @@
 """Panini-Net as a method: one stage, one network evaluation.
 
 The LQ face goes through the degradation encoder (DRE: how is this face damaged?), the LQ
-encoder (its features at 4..64 px and the generator's W+ latents) and the GAN prior, whose
-feature map at 4, 8, 16, 32 and 64 px is replaced by a DAFI blend of prior and input features,
+encoder (its features at 4..128 px and the generator's W+ latents) and the GAN prior, whose
+feature map at 4, 8, 16, 32, 64 and 128 px is replaced by a DAFI blend of prior and input features,
 channel by channel. The generator's noise is the constant map saved with it, so restoration
 is deterministic: no seed, no sampling steps.
 

@@ -1,6 +1,6 @@
 """DAFI (degradation-aware feature interpolation) and the full restoration network PaniniNet.
 
-At 4, 8, 16, 32 and 64 px a DAFI block mixes, channel by channel, the generator's own feature
+At 4, 8, 16, 32, 64 and 128 px a DAFI block mixes, channel by channel, the generator's own feature
 map (the face prior) with the encoder's feature map of the LQ face (the input), with weights
 that depend on how degraded the input is (the DRE vector): a clean input should be copied, a
 ruined one replaced by the prior.  `prior_shift` lets the user move that balance at inference.
@@ -60,7 +60,9 @@ class PaniniConfig(ConfigMixin):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     dre_dim: int = 256
     dafi_hidden: int = 128
-    dafi_resolutions: tuple[int, ...] = (4, 8, 16, 32, 64)
+    # every scale of G, its output resolution included: without a full-resolution block a
+    # lightly degraded face can only come back through G's 64 px features, i.e. softened
+    dafi_resolutions: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
     freeze_dre: bool = True  # the DRE is pre-trained (contrastive) and kept fixed, as in the paper
     name: str = "panini"
 
@@ -77,8 +79,8 @@ def _check(cfg: PaniniConfig) -> None:
     if (e.resolution, e.num_ws, e.w_dim) != (g.resolution, g.num_ws, g.w_dim):
         raise ValueError("encoder resolution/num_ws/w_dim must match the generator's")
     for r in cfg.dafi_resolutions:
-        if r not in g.resolutions[:-1]:
-            raise ValueError(f"DAFI resolution {r} must be one of {g.resolutions[:-1]}")
+        if r not in g.resolutions:
+            raise ValueError(f"DAFI resolution {r} must be one of {g.resolutions}")
         if e.channels[e.resolutions.index(r)] != g.channels_at(r):
             raise ValueError(f"encoder and generator channels differ at {r} px")
 

@@ -1,7 +1,7 @@
 """The LQ image encoder of Panini-Net: multi-scale features of the degraded face (which DAFI
-blends into the generator at 4..64 px) and the generator's W+ latents.
+blends into the generator at 4..128 px) and the generator's W+ latents.
 
-Residual stride-2 levels 128 -> 64 -> 32 -> 16 -> 8 -> 4 px whose channel counts equal the
+A full-resolution stem, then residual stride-2 levels 128 -> 64 -> 32 -> 16 -> 8 -> 4 px whose channel counts equal the
 generator's at the same resolution, so a DAFI block can mix the two feature maps channel by
 channel.  The W+ head predicts an *offset* from the generator's w_avg with a zero-initialised
 last layer: an untrained encoder drives the prior with its average face, a valid image,
@@ -89,12 +89,12 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, w_avg: torch.Tensor | None = None):
         """x: N x 3 x R x R in [-1, 1] -> (features {res: N x C_res x res x res} for every
-        resolution from R/2 down to 4 px, ws N x num_ws x w_dim = w_avg + predicted offset)."""
+        resolution from R (the stem's map) down to 4 px, ws N x num_ws x w_dim = w_avg + predicted offset)."""
         cfg = self.config
         if x.shape[-1] != cfg.resolution or x.shape[-2] != cfg.resolution:
             raise ValueError(f"encoder expects {cfg.resolution} px input, got {tuple(x.shape[-2:])}")
         h = self.stem(x)
-        feats = {}
+        feats = {cfg.resolution: h}  # full resolution: the path by which fine input detail survives
         for level in self.levels:
             h = level(h)
             feats[h.shape[-1]] = h

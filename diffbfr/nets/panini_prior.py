@@ -3,7 +3,7 @@ at the 128 px face frame, plus the adversarial loss helpers.
 
 The prior is trained first, unconditionally, on clean faces; PaniniNet (panini_dafi.py) then
 fine-tunes the generator with an encoder supplying W+ latents and DAFI blocks replacing its
-feature maps at 4..64 px (through `Synthesis.forward(..., feature_hook=...)`).
+feature maps at 4..128 px (through `Synthesis.forward(..., feature_hook=...)`).
 
 Everything is plain F.conv2d / F.linear / F.interpolate (no custom ops) so that it runs on
 CPU and under CUDA bf16 autocast with channels_last.  Weights use the equalized learning

