@@ -5,6 +5,7 @@ import torch
 
 from diffbfr import checkpoint
 from diffbfr.nets import unet
+from diffbfr.nets.unet_config import timestep_embedding
 
 
 def tiny(name):
@@ -28,7 +29,7 @@ def test_missing_condition_is_a_clear_error():
 
 
 def test_fractional_timesteps_give_different_embeddings():
-    e = unet.timestep_embedding(torch.tensor([37.0, 37.5]), 32)
+    e = timestep_embedding(torch.tensor([37.0, 37.5]), 32)
     assert not torch.allclose(e[0], e[1])
 
 

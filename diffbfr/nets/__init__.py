@@ -1,7 +1,8 @@
 """Every network of the project and its config, in one folder:
 
     config.py          ConfigMixin: the one to_dict / from_dict round-trip every config uses
-    unet.py            the diffusion UNet of DiffBFR (irm64, irm128, tem128): UNetConfig, build, load_unet
+    unet_config.py     UNetConfig and the timestep embedding, which both diffusion networks read
+    unet.py            the diffusion UNet of DiffBFR (irm64, irm128, tem128): the configs, build, load_unet
     shufflenet.py      the CPU-shaped variant of the same network (arch "shuffle")
     panini_prior.py    Panini-Net's GAN prior: StyleGAN2-style generator, discriminator, losses
     panini_encoder.py  Panini-Net's LQ encoder (features + W+ latents)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .unet import UNetConfig, timestep_embedding
+from .unet_config import UNetConfig, timestep_embedding
 
 
 class FiLMBlock(nn.Module):

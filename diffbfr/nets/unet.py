@@ -8,32 +8,13 @@ The three DiffBFR networks are this one class with different configs (MODEL_CONF
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_into, read_config
-from .config import ConfigMixin
-
-
-@dataclass
-class UNetConfig(ConfigMixin):
-    image_size: int = 128
-    in_channels: int = 3
-    cond_channels: int = 0
-    out_channels: int = 3
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 3, 4)
-    blocks_per_level: int = 1
-    attn_heads: int = 4
-    groups: int = 8
-    name: str = "unet"
-    arch: str = "unet"      # "unet" (this file's UNet) or "shuffle" (shufflenet.py, shaped for CPUs)
-    t_max: float = 1000.0   # the largest timestep it was trained at: samplers never start above it
-    extra: dict = field(default_factory=dict)  # free-form notes saved with the weights
+from .shufflenet import ShuffleUNet
+from .unet_config import UNetConfig, timestep_embedding
 
 
 # Sized so that each fp16 file is a few MiB and one evaluation is cheap on a 2-core CPU.
@@ -51,14 +32,6 @@ MODEL_CONFIGS = {
 
 # Random tiny networks with the real wiring, for tests and for UI work without weights.
 TINY_OVERRIDES = dict(base_channels=8, channel_mults=(1, 2, 2, 2), blocks_per_level=1, attn_heads=2)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of a float timestep (0..1000); fractional t is as valid as integer t."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
 class ResBlock(nn.Module):
@@ -178,7 +151,6 @@ def network(config: UNetConfig) -> nn.Module:
     if config.arch == "unet":
         return UNet(config)
     if config.arch == "shuffle":
-        from .shufflenet import ShuffleUNet  # imported here: shufflenet builds on this module
         return ShuffleUNet(config)
     raise ValueError(f"unknown network arch {config.arch!r}")
 
