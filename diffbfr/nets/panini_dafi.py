@@ -6,7 +6,8 @@ that depend on how degraded the input is (the DRE vector): a clean input should 
 ruined one replaced by the prior.  `prior_shift` lets the user move that balance at inference.
 
 PaniniNet = DRE (degradation vector) + Encoder (features + W+) + Generator (prior) + DAFI.
-The generator is trained first on its own (panini_prior.py) and loaded with `from_parts`; the DRE is
+The generator is trained first on its own (panini_prior.py); the restoration trainer fills the
+net's generator from that prior's file (diffbfr/train/panini_trainer.py, --prior). The DRE is
 trained separately (panini_dre.py, another module) and is frozen here by default, as in the paper.
 """
 from __future__ import annotations
@@ -66,10 +67,6 @@ class PaniniConfig(ConfigMixin):
     freeze_dre: bool = True  # the DRE is pre-trained (contrastive) and kept fixed, as in the paper
     name: str = "panini"
 
-    @classmethod
-    def for_generator(cls, g: GeneratorConfig, **kw) -> "PaniniConfig":
-        return cls(generator=g, encoder=EncoderConfig.for_generator(g), **kw)
-
 
 TINY_PANINI = PaniniConfig(generator=TINY_GENERATOR, encoder=TINY_ENCODER, dafi_hidden=16, name="panini-tiny")
 
@@ -108,20 +105,6 @@ class PaniniNet(nn.Module):
         if self.config.freeze_dre:
             self.dre.eval()  # frozen BatchNorm statistics must not drift with fine-tuning batches
         return self
-
-    @classmethod
-    def from_parts(cls, config: PaniniConfig | None, generator: Generator | dict, dre: nn.Module) -> "PaniniNet":
-        """A PaniniNet whose generator starts from a separately trained prior (a Generator or
-        its state dict, e.g. from safetensors; fp16 is upcast) and whose DRE is `dre`.
-        config None: PaniniConfig.for_generator(generator.config) (needs a Generator)."""
-        if config is None:
-            if not isinstance(generator, Generator):
-                raise ValueError("config=None needs a Generator, not a state dict")
-            config = PaniniConfig.for_generator(generator.config)
-        net = cls(config, dre)
-        state = generator.state_dict() if isinstance(generator, Generator) else generator
-        net.generator.load_state_dict(state, strict=True)
-        return net
 
     def forward(self, lq: torch.Tensor, prior_shift: float | torch.Tensor = 0.0, noise_mode: str = "const",
                 noise: list | None = None) -> dict:
