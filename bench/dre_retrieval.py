@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import face_seed, markdown_table  # noqa: E402
+from diffbfr.checkpoint import load_network  # noqa: E402
 from diffbfr.frame import FRAME  # noqa: E402
-from diffbfr.nets.panini_dre import DRE, TINY, DREConfig, load_dre  # noqa: E402
+from diffbfr.nets.panini_dre import DRE, TINY, DREConfig  # noqa: E402
 from diffbfr.train.data import iter_faces  # noqa: E402
 from diffbfr.train.degrade import LEVELS, DegradeParams, apply_params, fixed_params  # noqa: E402
 from diffbfr.train.estimator_trainer import dre_features  # noqa: E402
@@ -231,7 +232,7 @@ def main(argv=None) -> dict:
     if a.tiny:
         dre, cfg = DRE(TINY).eval(), TINY
     else:
-        dre = load_dre(a.weights)
+        dre = load_network(a.weights)
         cfg = dre.config
     encoders = {"DRE (trained)" if not a.tiny else "DRE (tiny, random)": lambda: dre_features(dre, images).numpy()}
     if not a.no_baselines:

@@ -22,10 +22,8 @@ from PIL import Image  # noqa: E402
 from bench import common as C
 from bench import metrics as M
 from bench import realism as R
-from diffbfr.checkpoint import load_into, read_config
+from diffbfr.checkpoint import load_network
 from diffbfr.frame import to_batch, to_images
-from diffbfr.nets.panini_encoder import Encoder, EncoderConfig
-from diffbfr.nets.panini_prior import Generator, GeneratorConfig
 
 SEED = 20240601
 
@@ -42,8 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--sheet", default=None)
     a = p.parse_args(argv)
     folder = Path(a.prior_dir)
-    g = load_into(Generator(GeneratorConfig.from_dict(read_config(folder / "generator.safetensors")[0])),
-                  folder / "generator.safetensors")
+    g = load_network(folder / "generator.safetensors")
     clean = [f.image for f in C.utk_test_faces(a.n)[0]]
     z = torch.randn(len(clean), g.z_dim, generator=torch.Generator().manual_seed(SEED))
     samples = in_batches(lambda zb: g.synthesis(g.map(zb), noise_mode="const"), z)
@@ -52,8 +49,7 @@ def main(argv=None) -> int:
     k, k_std = R.kid(pooled_samples.numpy(), pooled_clean.numpy())
     print(f"generator samples vs {len(clean)} clean test faces: KID×1000 {k:.0f} ± {k_std:.0f}")
     if (folder / "encoder.safetensors").is_file():
-        enc = load_into(Encoder(EncoderConfig.from_dict(read_config(folder / "encoder.safetensors")[0])),
-                        folder / "encoder.safetensors")
+        enc = load_network(folder / "encoder.safetensors")
         rebuilt = in_batches(lambda x: g.synthesis(enc(x, w_avg=g.w_avg)[1], noise_mode="const"), to_batch(clean))
         scores = R.score_stages(clean, {"rebuilt": rebuilt}).means("rebuilt")
         psnr = np.mean([M.psnr(c, r) for c, r in zip(clean, rebuilt)])

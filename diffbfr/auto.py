@@ -5,8 +5,9 @@ words, and map that severity to the method's start steps.
     for face in auto.faces(aligned_faces, settings):  # one AutoFace per face
         face.settings, face.words                     # per-face settings for restore_faces, and why
 
-The estimator network and its file format are diffbfr/nets/estimator.py (trained by
-`python -m diffbfr.train estimator`); `Estimator` here runs it on faces.
+The estimator network is diffbfr/nets/estimator.py (trained by `python -m diffbfr.train
+estimator`); `Estimator` here loads it (a 'dre' one with the DRE it was trained on) and runs it
+on faces.
 
 The calibration (fitted by `python -m diffbfr.train auto-calibration`, measured by
 `python -m bench.auto_vs_fixed`) is data: severity breakpoints and, per calibrated setting,
@@ -25,11 +26,11 @@ import numpy as np
 import torch
 
 from . import settings as S
-from .checkpoint import read_config
+from .checkpoint import load_network, read_config
 from .frame import FRAME, check_face, resize_square, to_batch
 from .methods import resolve_weights
 from .nets.estimator import (ESTIMATOR_FILE, FACTOR_NAMES, FACTORS, EstimatorConfig, EstimatorNet, Factor,  # noqa: F401
-                             file_sha256, load_estimator_net, save_estimator, severity_from_psnr)
+                             file_sha256, severity_from_psnr)
 
 
 CALIBRATION_FILE = "auto_calibration.json"
@@ -71,6 +72,22 @@ def describe(e: Estimate) -> str:
     noise = "little noise" if e.noise < 2 else "some noise" if e.noise < 6 else "strong noise"
     blur = "little extra blur" if e.blur < 0.7 else "some blur" if e.blur < 1.6 else "strong blur"
     return f"{severity_word(e.severity)} degradation (severity {e.severity:.2f}): {scale}, {jpeg}, {noise}, {blur}"
+
+
+def load_estimator_net(path: str | Path, dre_path: str | Path | None = None) -> EstimatorNet:
+    """The estimator at `path`; a 'dre' one also loads the DRE it was trained on (default:
+    weights/panini/dre.safetensors beside the estimator's folder) and checks its hash."""
+    path = Path(path)
+    config = EstimatorConfig.from_dict(read_config(path)[0])
+    if config.backbone != "dre":
+        return load_network(path)
+    dre_path = Path(dre_path) if dre_path else path.parent.parent / "panini" / "dre.safetensors"
+    if not dre_path.is_file():
+        raise FileNotFoundError(f"{path} is a head on the Panini-Net DRE, but {dre_path} is missing")
+    if file_sha256(dre_path) != config.dre_sha256:
+        raise ValueError(f"{dre_path} is not the DRE {path.name} was trained on (sha256 differs): "
+                         "retrain with python -m diffbfr.train estimator")
+    return load_network(path, body=load_network(dre_path))
 
 
 class Estimator:

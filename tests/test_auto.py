@@ -17,11 +17,11 @@ from bench import auto_vs_fixed as B
 from diffbfr.train import auto_calibration as K
 from diffbfr import settings as S
 from diffbfr.auto import (CALIBRATION_FILE, ESTIMATOR_FILE, FACTORS, Auto, AutoFace, Calibration, Estimate,
-                          Estimator, EstimatorConfig, EstimatorNet, auto_settings, describe, file_sha256,
-                          save_estimator)
+                          Estimator, EstimatorConfig, EstimatorNet, auto_settings, describe, file_sha256)
+from diffbfr.checkpoint import save_network
 from diffbfr.faces.align import find_faces
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.nets.panini_dre import DRE, TINY, save_dre
+from diffbfr.nets.panini_dre import DRE, TINY
 from diffbfr.train.__main__ import main as train_cli
 from diffbfr.train.degrade import fixed_degrade
 
@@ -171,14 +171,14 @@ def test_bench_commands_quick(tmp_path, capsys):
 
 
 def test_dre_backbone_stores_the_head_only_and_pins_the_dre(tmp_path):
-    dre_path = save_dre(DRE(TINY).eval(), tmp_path / "panini" / "dre.safetensors")
+    dre_path = save_network(DRE(TINY).eval(), tmp_path / "panini" / "dre.safetensors")
     net = EstimatorNet(EstimatorConfig(backbone="dre", feature_dim=TINY.out_dim, hidden=8,
                                        dre_sha256=file_sha256(dre_path)), DRE(TINY))
-    save_estimator(net, tmp_path / "estimator" / ESTIMATOR_FILE)
+    save_network(net, tmp_path / "estimator" / ESTIMATOR_FILE)
     assert set(load_file(str(tmp_path / "estimator" / ESTIMATOR_FILE))) == set(net.head.state_dict())
     pred = Estimator.load(tmp_path / "estimator").predict([FACE])
     assert pred.shape == (1, len(FACTORS)) and np.isfinite(pred).all()
-    save_dre(DRE(TINY).eval(), dre_path)          # a retrained DRE: the head no longer fits it
+    save_network(DRE(TINY).eval(), dre_path)      # a retrained DRE: the head no longer fits it
     with pytest.raises(ValueError, match="sha256"):
         Estimator.load(tmp_path / "estimator")
 

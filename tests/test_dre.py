@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from bench import dre_retrieval as bench_dre
-from diffbfr.nets.panini_dre import DRE, TINY, DREConfig, KeyQueue, MoCo, info_nce, load_dre, save_dre
+from diffbfr.checkpoint import load_network, save_network
+from diffbfr.nets.panini_dre import DRE, TINY, DREConfig, KeyQueue, MoCo, info_nce
 from diffbfr.train import dre_trainer as train
 from diffbfr.train.data import PACK_FORMAT, write_pack_file
 
@@ -53,18 +54,18 @@ def test_save_load_bit_exact(tmp_path):
     torch.manual_seed(0)
     dre = DRE(TINY)
     dre.train()(torch.rand(4, 3, 32, 32))  # non-trivial BatchNorm running statistics
-    path = save_dre(dre, tmp_path / "dre.safetensors", {"note": "test"}, dtype=None)
-    back = load_dre(path)
+    path = save_network(dre, tmp_path / "dre.safetensors", {"note": "test"}, dtype=None)
+    back = load_network(path)
     for k, v in dre.state_dict().items():
         assert torch.equal(v, back.state_dict()[k]), k
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(dre.eval()(x), back(x))
     # fp16 export: the stored tensors are exactly the fp16-rounded weights, and load upcasts them
-    path16 = save_dre(dre, tmp_path / "dre16.safetensors")
+    path16 = save_network(dre, tmp_path / "dre16.safetensors")
     stored = load_file(str(path16))
     assert stored["body.0.weight"].dtype == torch.float16
-    back16 = load_dre(path16)
+    back16 = load_network(path16)
     assert torch.equal(back16.body[0].weight, dre.body[0].weight.half().float())
 
 
@@ -172,7 +173,7 @@ def test_trainer_runs_exports_and_resumes(pack, tmp_path, capsys):
     meta = json.loads((tmp_path / "w" / "dre.json").read_text())
     assert meta["config"] == TINY.to_dict() and meta["meta"]["args"]["crop"] == 32
     assert not any(k.startswith(("head", "encoder_k")) for k in load_file(str(exported)))  # query encoder only
-    assert load_dre(exported)(torch.zeros(1, 3, 128, 128)).shape == (1, 256)
+    assert load_network(exported)(torch.zeros(1, 3, 128, 128)).shape == (1, 256)
 
     second = train.main(common + ["--max-steps", "4", "--init-from", "resume"])
     assert "--init-from resume -> step 2" in capsys.readouterr().out

@@ -118,7 +118,7 @@ def _blur(model, inputs, s, seeds, callback=None):
 DUMMY = Method("dummy", "Dummy", DummySettings,
                (Stage("bright", "Bright", (INPUT,), ("gain",), _bright, lambda s: 1),
                 Stage("soft", "Soft", ("bright",), ("blur",), _blur, lambda s: 1)),
-               networks=("nothing",), load_network=lambda path: torch.nn.Identity(),
+               networks=("nothing",),
                tiny_networks=lambda seed: {"nothing": torch.nn.Identity()})
 
 

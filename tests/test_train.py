@@ -7,10 +7,10 @@ import torch
 from diffbfr.train import diffusion_trainer as train
 from diffbfr.train import loop, pairs, run_state
 from diffbfr.train.__main__ import main as train_cli
-from diffbfr.checkpoint import save_module
+from diffbfr.checkpoint import load_network, save_module
 from diffbfr.train.data import PackDataset
 from diffbfr.train.live_stage1 import LiveStage1, crop_batch
-from diffbfr.nets.unet import TINY_OVERRIDES, build, load_unet
+from diffbfr.nets.unet import TINY_OVERRIDES, build
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -111,7 +111,7 @@ def test_tiny_model_overfits_one_batch(arch, loss):
 
 def test_trained_timestep_range_is_stored_in_the_config(runs):
     assert runs["first_json"]["config"]["t_max"] == 400.0 and runs["first_json"]["config"]["arch"] == "shuffle"
-    net = load_unet(runs["shipped"])
+    net = load_network(runs["shipped"])
     assert net.config.t_max == 400.0 and type(net).__name__ == "ShuffleUNet"
 
 
@@ -175,7 +175,7 @@ def test_snapshot_of_a_run_is_what_the_run_exports(runs, tmp_path):
     meta = json.loads((tmp_path / "irm64.json").read_text())
     assert meta["meta"]["snapshot"]["step"] == 5 and meta["config"] == runs["first_json"]["config"]
     assert meta["meta"]["args"]["max_steps"] == 5 and "history" not in meta["meta"]   # the command, as an export
-    assert load_unet(tmp_path / "irm64.safetensors") is not None
+    assert load_network(tmp_path / "irm64.safetensors") is not None
 
 
 def test_export_stores_every_argument_and_the_validation_loss(runs):

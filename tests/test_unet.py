@@ -51,7 +51,7 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path, monkeypatch, dtype):
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(pickle, "loads", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
-    loaded = unet.load_unet(path, dtype=dtype)
+    loaded = checkpoint.load_network(path, dtype=dtype)
     assert loaded.config == net.config
     for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a.to(dtype), b), k

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import read_config
+from ..checkpoint import load_network, read_config
 from ..settings import knob_of
 
 INPUT = "lq"          # the name under which a stage reads the aligned input face
@@ -69,8 +69,7 @@ class Method:
     title: str                      # "DiffBFR"
     settings: type                  # frozen dataclass declared with settings.knob
     stages: tuple[Stage, ...]
-    networks: tuple[str, ...]       # files <network>.safetensors in the weights folder
-    load_network: Callable[[Path], nn.Module]          # one .safetensors path -> network
+    networks: tuple[str, ...]       # their files: the weights folder's manifest, "networks" (Model.load)
     tiny_networks: Callable[[int], dict[str, nn.Module]]  # seed -> random tiny networks
     description: str = ""
     speed_baselines: dict = field(default_factory=dict)   # name -> settings overrides (bench.speed)
@@ -151,6 +150,15 @@ def read_manifest(weights_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def network_files(manifest: dict, method: Method) -> dict[str, str]:
+    """network -> its file in the weights folder, from the manifest's `networks` map, which must
+    name exactly the method's networks; a manifest without one means <network>.safetensors."""
+    files = manifest.get("networks", {n: f"{n}.safetensors" for n in method.networks})
+    if set(files) != set(method.networks):
+        raise ValueError(f"the manifest's networks {sorted(files)} are not {method.title}'s {sorted(method.networks)}")
+    return {n: files[n] for n in method.networks}
+
+
 class Model:
     """A method with its networks on a device: what stage functions receive as `model`."""
 
@@ -200,23 +208,24 @@ class Model:
     @classmethod
     def load(cls, method: Method, weights_dir: str | Path, device: str | torch.device | None = None) -> "Model":
         """Load `method`'s networks from a weights folder (methods.load() picks the method
-        from the folder's manifest)."""
+        from the folder's manifest): each from the file the manifest's `networks` map names
+        (<network>.safetensors where the manifest has no map), by checkpoint.load_network."""
         weights_dir = Path(weights_dir)
         manifest = read_manifest(weights_dir)
         if manifest.get("method") != method.name:
             raise ValueError(f"{weights_dir} holds weights for {manifest.get('method')!r}, not {method.name!r}")
-        missing = [n for n in method.networks if not (weights_dir / f"{n}.safetensors").is_file()]
+        files = {n: weights_dir / f for n, f in network_files(manifest, method).items()}
+        missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
-            raise FileNotFoundError(f"{method.title} is not trained yet: missing "
-                                    + ", ".join(f"{weights_dir / m}.safetensors" for m in missing))
-        nets = {n: method.load_network(weights_dir / f"{n}.safetensors") for n in method.networks}
+            raise FileNotFoundError(f"{method.title} is not trained yet: missing " + ", ".join(missing))
+        nets = {n: load_network(path) for n, path in files.items()}
         for name, net in method.timestep_networks.items():
             # A network whose file does not state the timesteps it was trained at (the TEM
             # placeholder) gets its setting's slider end instead of the config class's 1000:
             # for TEM 100, the range the placeholder was trained for (the trainer's default t_max
             # for tem128); {"tem_t": 1000} replaced the face with a smear.
             config = getattr(nets[net], "config", None)
-            if config is not None and "t_max" not in read_config(weights_dir / f"{net}.safetensors")[0]:
+            if config is not None and "t_max" not in read_config(files[net])[0]:
                 config.t_max = float(knob_of(method.settings, name).ui_hi)
         return cls(method, nets, device, card=manifest)
 

@@ -13,7 +13,6 @@ result does not depend on the other faces in its batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
@@ -22,7 +21,7 @@ import torch
 
 from ..diffusion.samplers import truncated_sample
 from ..diffusion.schedule import T
-from ..nets.unet import TINY_OVERRIDES, build, load_unet
+from ..nets.unet import TINY_OVERRIDES, build
 from ..frame import FRAME, HALF_FRAME, resize_square, to_batch, to_images
 from ..settings import clamp_value, knob, knob_of, value_range
 from .base import INPUT, Method, Model, SimpleControl, Stage
@@ -137,10 +136,6 @@ def tiny_networks(seed: int) -> dict:
     return nets
 
 
-def load_network(path: Path):
-    return load_unet(path)
-
-
 # Where the fidelity <-> detail slider's right end puts each setting (further capped by the range
 # the loaded network was trained on). Past the defaults the trade is TEM's: with the x0-L1 IRM
 # networks more IRM noise only blurs, while TEM (v-loss, unconditional) at larger timesteps with
@@ -197,7 +192,6 @@ DIFFBFR = Method(
               eval_s=lambda s: TEM_EVAL_S, counts=("tem_steps",)),
     ),
     networks=NETWORKS,
-    load_network=load_network,
     tiny_networks=tiny_networks,
     description="Two cascaded conditional diffusion models (IRM, 64 then 128 px) with truncated "
                 "sampling from the noised low-quality face, then an unconditional clean-face model "

@@ -11,7 +11,8 @@ two-way softmax, so each channel's share of the prior becomes sigmoid(l_gan - l_
 0 = what the network learned for this degradation, large positive = all prior (invented
 detail), large negative = all input (fidelity).
 
-Weights: one file per part (PARTS), each well under 16 MiB in fp16. `dafi.json` carries the
+Weights: one file per part (PARTS), each well under 16 MiB in fp16, loaded like every network
+(diffbfr/checkpoint.py: load_network, from the manifest's `networks` map). `dafi.json` carries the
 assembly config (PaniniConfig + the DRE's config) that says how the parts fit together.
 `assemble(parts)` (nets/panini_dafi.py) builds one PaniniNet whose submodules ARE the loaded
 parts (no copy); `split(net)` is its inverse (what the trainer exports). The stage function
@@ -21,17 +22,13 @@ needs that PaniniNet: it is a component of the Model (`Model.assembled()`, from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..checkpoint import load_into, read_config
 from ..frame import to_batch, to_images
-from ..nets.panini_dafi import PARTS, TINY_PANINI, DAFIBlocks, PaniniConfig, PaniniNet, assemble, split
-from ..nets.panini_dre import DRE, TINY as TINY_DRE, DREConfig, load_dre
-from ..nets.panini_encoder import Encoder, EncoderConfig
-from ..nets.panini_prior import Generator, GeneratorConfig
+from ..nets.panini_dafi import PARTS, TINY_PANINI, PaniniNet, assemble, split
+from ..nets.panini_dre import DRE, TINY as TINY_DRE
 from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
 
@@ -72,23 +69,6 @@ def run_panini(model: Model, inputs: dict, s: PaniniSettings, seeds, callback=No
     return to_images(image), [{"prior_share": shares} for shares in prior_shares(out["masks"])]
 
 
-def load_network(path: Path) -> nn.Module:
-    """One part, named by its file (generator / encoder / dafi / dre .safetensors), float32, eval."""
-    path = Path(path)
-    if path.stem not in PARTS:
-        raise ValueError(f"{path}: not a Panini-Net part (expected one of {', '.join(PARTS)})")
-    if path.stem == "dre":
-        return load_dre(path)
-    config, _ = read_config(path)
-    if path.stem == "generator":
-        module: nn.Module = Generator(GeneratorConfig.from_dict(config))
-    elif path.stem == "encoder":
-        module = Encoder(EncoderConfig.from_dict(config))
-    else:
-        module = DAFIBlocks(PaniniConfig.from_dict(config), DREConfig.from_dict(config["dre"]))
-    return load_into(module, path)
-
-
 def tiny_networks(seed: int) -> dict[str, nn.Module]:
     torch.manual_seed(seed)
     net = PaniniNet(TINY_PANINI, DRE(TINY_DRE))
@@ -127,7 +107,6 @@ PANINI = Method(
               describe=face_share_summary),
     ),
     networks=PARTS,
-    load_network=load_network,
     assemble=assemble,
     tiny_networks=tiny_networks,
     description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "

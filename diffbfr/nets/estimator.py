@@ -1,10 +1,11 @@
-"""Auto's degradation estimator network and its file format.
+"""Auto's degradation estimator network.
 
 It predicts the FACTORS below from the aligned 128 px LQ face. Its backbone is either its own
 small CNN ("cnn", self-contained) or the frozen Panini-Net DRE ("dre": only the head is stored,
 and the DRE file it was trained on is pinned by its sha256, because a retrained DRE would
-silently change the features the head reads). Trained by diffbfr/train/estimator_trainer.py
-(`python -m diffbfr.train estimator`); read at run time by diffbfr/auto.py (Estimator, Auto).
+silently change the features the head reads; diffbfr/auto.py checks it on load). Trained by
+diffbfr/train/estimator_trainer.py (`python -m diffbfr.train estimator`); read at run time by
+diffbfr/auto.py (Estimator, Auto); saved and loaded like every network (diffbfr/checkpoint.py).
 """
 from __future__ import annotations
 
@@ -13,13 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_into, read_config, save_module
 from .config import ConfigMixin
-from .panini_dre import load_dre
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ ESTIMATOR_FILE = "estimator.safetensors"
 
 def severity_from_psnr(psnr: float) -> float:
     hi, lo = SEVERITY_PSNR
-    return float(np.clip((hi - psnr) / (hi - lo), 0.0, 1.0))
+    return float(min(max((hi - psnr) / (hi - lo), 0.0), 1.0))
 
 
 # ---------------------------------------------------------------- the network
@@ -146,28 +144,3 @@ class EstimatorNet(nn.Module):
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def save_estimator(net: EstimatorNet, path: str | Path, meta: dict | None = None) -> Path:
-    """fp16 safetensors + JSON; a 'dre' estimator stores its head only (the DRE ships in
-    weights/panini/, pinned by its hash)."""
-    return save_module(net.head if net.config.backbone == "dre" else net, path, net.config.to_dict(), meta)
-
-
-def load_estimator_net(path: str | Path, dre_path: str | Path | None = None) -> EstimatorNet:
-    """The estimator at `path`; a 'dre' one also loads the DRE it was trained on (default:
-    weights/panini/dre.safetensors beside the estimator's folder) and checks its hash."""
-    path = Path(path)
-    config = EstimatorConfig.from_dict(read_config(path)[0])
-    body = None
-    if config.backbone == "dre":
-        dre_path = Path(dre_path) if dre_path else path.parent.parent / "panini" / "dre.safetensors"
-        if not dre_path.is_file():
-            raise FileNotFoundError(f"{path} is a head on the Panini-Net DRE, but {dre_path} is missing")
-        if file_sha256(dre_path) != config.dre_sha256:
-            raise ValueError(f"{dre_path} is not the DRE {path.name} was trained on (sha256 differs): "
-                             "retrain with python -m diffbfr.train estimator")
-        body = load_dre(dre_path)
-    net = EstimatorNet(config, body)
-    load_into(net.head if config.backbone == "dre" else net, path)
-    return net.eval()

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_into, read_config, save_module
 from .config import ConfigMixin
 
 
@@ -177,14 +175,3 @@ class MoCo(nn.Module):
         loss, logits = info_nce(q, k, self.queue.keys.clone(), self.temperature)
         self.queue.enqueue(k)
         return {"loss": loss, "logits": logits, "q": q, "k": k}
-
-
-def save_dre(dre: DRE, path: str | Path, meta: dict | None = None, dtype: torch.dtype | None = torch.float16) -> Path:
-    """Write the DRE (fp16 by default; dtype None keeps fp32) and its config beside it."""
-    return save_module(dre, path, dre.config.to_dict(), meta, dtype=dtype)
-
-
-def load_dre(path: str | Path = "weights/panini/dre.safetensors", device: str | torch.device = "cpu") -> DRE:
-    """The DRE stored at ``path`` (config from the JSON beside it), float32, in eval mode."""
-    config, _ = read_config(path)
-    return load_into(DRE(DREConfig.from_dict(config)), path).to(device).eval()

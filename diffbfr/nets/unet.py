@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_into, read_config
 from .shufflenet import ShuffleUNet
 from .unet_config import UNetConfig, timestep_embedding
 
@@ -162,9 +161,3 @@ def build(name: str, **overrides) -> nn.Module:
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def load_unet(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> UNet:
-    """Rebuild the network from its JSON config and fill it from safetensors."""
-    config, _ = read_config(path)
-    return load_into(network(UNetConfig.from_dict(config)), path, dtype).to(device)

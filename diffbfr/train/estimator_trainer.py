@@ -33,10 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nets.estimator import (ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, save_estimator,
-                    severity_from_psnr)
+from ..checkpoint import load_network, save_network
 from ..frame import to_batch
-from ..nets.panini_dre import load_dre
+from ..nets.estimator import ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, severity_from_psnr
 from .data import iter_faces
 from .degrade import DegradeParams, apply_params, sample_params
 from .loop import log
@@ -157,7 +156,7 @@ def dre_features(dre, lqs: list[np.ndarray], batch: int = 32) -> torch.Tensor:
 
 def train_dre(args, faces, val_lqs, val_y) -> tuple[EstimatorNet, dict]:
     t0 = time.perf_counter()
-    dre = load_dre(args.dre)
+    dre = load_network(args.dre)
     rng = np.random.default_rng(args.seed)
     lqs, y = [], []
     for k in range(args.samples):   # fixed set: the frozen features are computed once
@@ -220,7 +219,7 @@ def main(argv=None) -> None:
                           "degraded with diffbfr.train.degrade.sample_params (DEFAULT_RANGES)",
             "val_mae": err, "params": params, "factors": [dataclasses.asdict(f) for f in FACTORS],
             "cpu_minutes_total": round((time.perf_counter() - t0) / 60, 2), **run, "args": vars(args)}
-    out = save_estimator(net, Path(args.export) / ESTIMATOR_FILE, meta)
+    out = save_network(net, Path(args.export) / ESTIMATOR_FILE, meta)
     log(f"{params} params -> {out} ({out.stat().st_size / 2**20:.2f} MiB); held-out MAE "
         + " ".join(f"{k} {v:.3f}" for k, v in err.items()))
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import load_network
 from ..diffusion.samplers import truncated_sample
-from ..nets.unet import load_unet
 from .pairs import COND_SIGMA
 
 STARTS = (200.0, 400.0)  # the app's default and Auto's heavy setting (weights/diffbfr/auto_calibration.json)
@@ -37,7 +37,7 @@ class LiveStage1:
     """Callable: (target, cond, start, lq64, replace) uncropped -> (target, cond, start) cropped."""
 
     def __init__(self, path, crop: int, gen: torch.Generator, device: torch.device):
-        self.net = load_unet(path, device).eval().requires_grad_(False)
+        self.net = load_network(path, device).eval().requires_grad_(False)
         self.crop, self.gen, self.device = crop, gen, device
         self.noise_gen = torch.Generator(device).manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
 
