@@ -12,8 +12,7 @@ The recipe (chosen by the probes in weights/diffbfr/README.md):
     visits. --t-max is stored in the network's config, and the app never starts above it.
   * --loss x0-l1: L1 between the clean face and the x0 the network's v implies (the sampler still
     reads v); v-mse is the classic loss. x0-l1 pulls towards the mean less than MSE and, on a
-    short CPU budget, restores far better at the start steps the app uses. --loss x0-l2 is
-    its squared twin: the error PSNR measures (the mean, where L1 aims at the median).
+    short CPU budget, restores far better at the start steps the app uses.
   * --lq-start: the share of noisy inputs built from the sampler's start image (the LQ face,
     or the stage-1 result) rather than from the target, so the network learns the input its
     first sampling step really sees.
@@ -42,7 +41,6 @@ from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, ne
 from .data import PackDataset
 from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
 from .adversarial_x0 import AdversarialX0
-from .live_stage1 import LiveStage1
 from .pairs import NETS, PairDataset, stacked
 
 VAL_T = (20.0, 100.0, 200.0, 400.0, 700.0)        # loss timesteps (those <= --t-max are used)
@@ -54,7 +52,7 @@ VAL_STARTS = {                                     # (start step, steps) of the 
 VAL_FACES = 128   # of the held-out faces, for the loss (validation is ~10 % of a CPU run's time at --val-every 1000)
 VAL_SAMPLED = 64  # ... and for the sampled PSNR
 VAL_SEED = 20240601                  # fixed: the validation set does not move with --seed
-LOSSES = ("x0-l1", "x0-l2", "v-mse", "x0-adv")  # x0-adv: x0-l1 + perceptual + adversarial (adversarial_x0.py)
+LOSSES = ("x0-l1", "v-mse", "x0-adv")  # x0-adv: x0-l1 + perceptual + adversarial (adversarial_x0.py)
 
 
 def parse_args(argv=None):
@@ -69,9 +67,6 @@ def parse_args(argv=None):
     p.add_argument("--lq-start", type=float, default=0.5,
                    help="share of noisy inputs built from the sampler's start image (x0 losses only; not TEM)")
     p.add_argument("--crop", type=int, default=0, help="train on random crops of this side (128 px nets)")
-    p.add_argument("--stage1", default=None,
-                   help="irm128 only: irm64 weights whose real results replace the blended stage-1 "
-                        "stand-ins (train/live_stage1.py)")
     p.add_argument("--w-perc", type=float, default=0.05, help="x0-adv: Lite0 perceptual L1 weight")
     p.add_argument("--w-adv", type=float, default=0.02, help="x0-adv: adversarial (hinge) weight")
     p.add_argument("--d-lr", type=float, default=2e-4, help="x0-adv: the critic's learning rate")
@@ -84,8 +79,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.t_max is None:
         args.t_max = 100.0 if args.model == "tem128" else 400.0
-    if args.stage1 and args.model != "irm128":
-        p.error("--stage1 is for irm128")
     if args.model == "tem128" or args.loss == "v-mse":
         args.lq_start = 0.0  # TEM starts from a (restored) clean face; v-mse's target needs x_t from x0
     return args
@@ -106,10 +99,9 @@ def noisy_input(x0, start, t, noise, lq_start: float, gen: torch.Generator) -> t
 
 
 def loss_of(v, x_t, x0, t, noise, kind: str) -> torch.Tensor:
-    if kind in ("x0-l1", "x0-l2", "x0-adv"):  # the clean face the prediction implies, against the real one
+    if kind in ("x0-l1", "x0-adv"):  # the clean face the prediction implies, against the real one
         x0_hat, _ = diffusion.split_v(x_t, t, v)
-        err = x0_hat - x0
-        return err.square().mean() if kind == "x0-l2" else err.abs().mean()
+        return (x0_hat - x0).abs().mean()
     return F.mse_loss(v, diffusion.v_target(x0, t, noise))
 
 
@@ -204,7 +196,7 @@ class DiffusionTrainer(Trainer):
         # data: a fixed held-out slice of the pack, never trained on
         pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
         self.train_idx, self.val_idx = holdout(pack.names)
-        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop, live=bool(args.stage1))
+        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop)
         self.val = stacked(PairDataset(pack, args.model, VAL_SEED, self.val_idx, fixed=True))
         log(f"{args.pack}: {len(self.train_idx)} training faces, {len(self.val_idx)} held out for validation")
 
@@ -231,9 +223,6 @@ class DiffusionTrainer(Trainer):
         if self.adv is not None:  # the critic resumes with the run; it is never exported
             self.modules["critic"], self.optimizers["critic_opt"] = self.adv.d, self.adv.opt
         self.generators = {"t": self.t_gen}
-        self.live = None
-        if args.stage1:
-            self.generators["live"] = torch.Generator().manual_seed(args.seed + 1)
         self.train_loss = None
         self.loss_n = 0
 
@@ -252,8 +241,6 @@ class DiffusionTrainer(Trainer):
                                              generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                              pin_memory=self.cuda)
         self.data = batches(loader)
-        if args.stage1:
-            self.live = LiveStage1(args.stage1, args.crop, self.generators["live"], device)
         self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
 
     def speed_probe(self, bf16: bool) -> None:
@@ -273,8 +260,7 @@ class DiffusionTrainer(Trainer):
     def describe(self) -> str:
         a = self.args
         return (f"{a.model}: {param_count(self.model) / 1e6:.2f} M params ({a.arch}), batch {a.batch}, crop {a.crop}, "
-                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, "
-                + (f"stage-1 input {a.stage1 or 'blends'}, " if a.model == "irm128" else "") + f"bf16 {self.bf16}, "
+                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, bf16 {self.bf16}, "
                 f"device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup} decay {a.decay_steps}")
 
     def evaluate(self) -> dict[str, float]:
@@ -286,8 +272,6 @@ class DiffusionTrainer(Trainer):
     def train_step(self, step: int, lr: float) -> int:
         device = self.device
         batch = [b.to(device, non_blocking=True) for b in next(self.data)]
-        if self.live is not None:
-            batch = list(self.live(*batch))
         if batch[1].shape[1] == 0:
             batch[1] = None
         if self.cuda:
@@ -313,7 +297,6 @@ class DiffusionTrainer(Trainer):
         a = self.args
         return {"model": a.model, "config": self.config, "batch": a.batch, "img_per_s_this_run": round(meter.rate, 2),
                 "train_loss": self.train_loss, "loss": a.loss, "lq_start": a.lq_start, "crop": a.crop,
-                "stage1": a.stage1,  # irm128: None = the blended stand-ins of pairs.py
                 "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max], "val_faces": len(self.val_idx),
                 "train_faces": len(self.train_idx), "pack": str(a.pack), "params": param_count(self.model)}
 
