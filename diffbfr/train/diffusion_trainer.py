@@ -223,8 +223,6 @@ class DiffusionTrainer(Trainer):
         if self.adv is not None:  # the critic resumes with the run; it is never exported
             self.modules["critic"], self.optimizers["critic_opt"] = self.adv.d, self.adv.opt
         self.generators = {"t": self.t_gen}
-        self.train_loss = None
-        self.loss_n = 0
 
     def started(self, step: int, start: dict) -> None:
         args, device = self.args, self.device
@@ -241,7 +239,6 @@ class DiffusionTrainer(Trainer):
                                              generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                              pin_memory=self.cuda)
         self.data = batches(loader)
-        self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
 
     def speed_probe(self, bf16: bool) -> None:
         x0 = self.val[0][:self.args.batch].to(self.device)
@@ -269,7 +266,7 @@ class DiffusionTrainer(Trainer):
     def val_line(self, v: dict) -> str:
         return "val " + " ".join(f"{k[4:]} {x:.4f}" if "psnr" not in k else f"{k[4:]} {x:.2f}" for k, x in v.items())
 
-    def train_step(self, step: int, lr: float) -> int:
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
         device = self.device
         batch = [b.to(device, non_blocking=True) for b in next(self.data)]
         if batch[1].shape[1] == 0:
@@ -278,27 +275,16 @@ class DiffusionTrainer(Trainer):
             batch[0] = batch[0].contiguous(memory_format=torch.channels_last)
         set_lr(self.opt, lr)
         t = sample_t(batch[0].shape[0], self.args.t_max, self.t_gen).to(device)
-        self.loss_sum += train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args,
-                                    self.t_gen, bf16=self.bf16, adv=self.adv)
-        self.loss_n += 1
-        return batch[0].shape[0]
+        loss = train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args, self.t_gen,
+                          bf16=self.bf16, adv=self.adv)
+        return {"loss": loss}
 
-    def progress(self, step, lr, meter, clock):
-        self.train_loss, self.loss_sum, self.loss_n = self.loss_sum.item() / self.loss_n, self.loss_sum.zero_(), 0
-        ips = meter.window_rate()
-        return ({"step": step, "loss": round(self.train_loss, 5), "lr": lr, "img_per_s": round(ips, 1)},
-                f"step {step} loss {self.train_loss:.4f} lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
-
-    def finish(self) -> None:
-        if self.loss_n:
-            self.train_loss = self.loss_sum.item() / self.loss_n
-
-    def record(self, wall: float, meter) -> dict:
+    def record(self) -> dict:
         a = self.args
-        return {"model": a.model, "config": self.config, "batch": a.batch, "img_per_s_this_run": round(meter.rate, 2),
-                "train_loss": self.train_loss, "loss": a.loss, "lq_start": a.lq_start, "crop": a.crop,
-                "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max], "val_faces": len(self.val_idx),
-                "train_faces": len(self.train_idx), "pack": str(a.pack), "params": param_count(self.model)}
+        return {"model": a.model, "config": self.config, "batch": a.batch, "loss": a.loss, "lq_start": a.lq_start,
+                "crop": a.crop, "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max],
+                "val_faces": len(self.val_idx), "train_faces": len(self.train_idx), "pack": str(a.pack),
+                "params": param_count(self.model)}
 
     def export(self, meta: dict) -> str:
         out = export(self.ema.cpu(), Path(self.args.export) / f"{self.args.model}.safetensors", self.config, self.args,
