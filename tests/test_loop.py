@@ -3,7 +3,6 @@ validates, saves and records them (a toy trainer here, so only the loop is under
 import argparse
 import json
 
-import pytest
 import torch
 
 from diffbfr.train import loop

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..diffusion import schedule as diffusion
 from ..diffusion.samplers import truncated_sample
+from ..metrics import psnr_per_image
 from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
 from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
@@ -129,10 +130,9 @@ def train_step(fwd, model, opt, batch, t, noise, args, gen, bf16: bool = False, 
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [-1, 1] images as the app saves them (uint8)."""
+    """Per-image PSNR in dB of [-1, 1] images as the app saves them (on the uint8 grid)."""
     q = lambda a: ((a.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
-    mse = ((q(x) - q(y)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(255.0**2 / mse)
+    return psnr_per_image(q(x), q(y))
 
 
 @torch.no_grad()

@@ -39,6 +39,7 @@ import torch
 from ..nets.estimator import (ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, save_estimator,
                     severity_from_psnr)
 from ..frame import to_batch
+from ..metrics import psnr
 from ..nets.panini_dre import load_dre
 from .data import iter_faces
 from .degrade import DegradeParams, apply_params, sample_params
@@ -52,11 +53,6 @@ WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0])
 
 
 # ---------------------------------------------------------------- labels
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
 def colour_reference(clean: np.ndarray, p: DegradeParams) -> np.ndarray:
     """The clean face with only the colour part of `p` (jitter, greyscale) applied."""
     if p.jitter is None and not p.grey:
@@ -76,7 +72,7 @@ def labels(clean: np.ndarray, p: DegradeParams, lq: np.ndarray | None = None) ->
            math.sqrt(p.blur[0] * p.blur[1]) if p.blur else 0.0,
            noise,
            (100 - p.jpeg_quality) / 80.0 if p.jpeg_quality is not None else 0.0,
-           severity_from_psnr(_psnr(lq, colour_reference(clean, p)))]
+           severity_from_psnr(psnr(lq, colour_reference(clean, p)))]
     return np.clip(np.array(out, np.float32), LO, LO + SPAN)
 
 
