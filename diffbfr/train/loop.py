@@ -201,6 +201,8 @@ def export(module: nn.Module, path, config: dict, args, meta: dict) -> Path:
 
 
 def log(msg: str) -> None:
+    """A line of the training log, on stdout: the log is a trainer's output (its weights and
+    resume state are files), where a tool's progress lines go to stderr (console.log)."""
     print(msg, flush=True)
 
 
