@@ -129,10 +129,9 @@ def train_step(fwd, model, opt, batch, t, noise, args, gen, bf16: bool = False, 
     return loss.detach()
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [-1, 1] images as the app saves them (on the uint8 grid)."""
-    q = lambda a: ((a.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
-    return psnr_per_image(q(x), q(y))
+def as_saved(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images on the 0..255 grid the app saves them on (uint8), still float."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round()
 
 
 @torch.no_grad()
@@ -168,12 +167,12 @@ def val_metrics(nets: dict, val, device, args, bf16: bool = False) -> dict[str, 
     xb, sb = x0[:n].to(device), start[:n].to(device)
     cb = cond[:n].to(device) if cond is not None else None
     if args.model != "tem128":  # TEM starts from the target itself
-        out["val_psnr_start"] = psnr(sb, xb).mean().item()
+        out["val_psnr_start"] = psnr_per_image(as_saved(sb), as_saved(xb)).mean().item()
     model = lambda x, t: nets["ema"](x, t, cb).float()  # noqa: E731
     for ts, steps in VAL_STARTS[args.model]:
         if ts <= args.t_max:
             y = truncated_sample(model, sb, ts, steps, generators=torch.Generator(device).manual_seed(VAL_SEED))
-            out[f"val_psnr_s{int(ts)}"] = psnr(y, xb).mean().item()
+            out[f"val_psnr_s{int(ts)}"] = psnr_per_image(as_saved(y), as_saved(xb)).mean().item()
     for name, net in nets.items():
         net.train(modes[name])
     return out
