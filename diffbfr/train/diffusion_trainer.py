@@ -40,7 +40,7 @@ from ..diffusion.samplers import truncated_sample
 from ..metrics import psnr_per_image
 from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
-from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, set_lr, train
 from .adversarial_x0 import AdversarialX0
 from .pairs import NETS, PairDataset, stacked
 
@@ -292,9 +292,7 @@ class DiffusionTrainer(Trainer):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = setup_device(args)
-    return run(DiffusionTrainer(args, device), args, device, Path(args.run_dir or f"runs/{args.model}"))
+    return train(DiffusionTrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

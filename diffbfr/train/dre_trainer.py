@@ -45,7 +45,7 @@ from ..frame import FRAME, to_batch
 from ..nets.panini_dre import TINY, DREConfig, MoCo
 from .data import PackDataset, iter_faces
 from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
-from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, set_lr, train
 
 NAME = "dre"
 CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)
@@ -282,9 +282,7 @@ class DRETrainer(Trainer):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = setup_device(args)
-    return run(DRETrainer(args, device), args, device, Path(args.run_dir or f"runs/{NAME}"))
+    return train(DRETrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

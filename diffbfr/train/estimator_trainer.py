@@ -43,7 +43,7 @@ from ..metrics import psnr
 from ..nets.panini_dre import load_dre
 from .data import iter_faces
 from .degrade import DegradeParams, apply_params, sample_params
-from .loop import Trainer, add_run_args, device_name, log, run, set_lr, setup_device
+from .loop import Trainer, add_run_args, device_name, log, set_lr, train
 
 NAME = "estimator"
 SPAN = np.array([f.hi - f.lo for f in FACTORS], np.float32)
@@ -274,9 +274,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = setup_device(args)
-    return run(EstimatorTrainer(args, device), args, device, Path(args.run_dir or f"runs/{NAME}"))
+    return train(EstimatorTrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

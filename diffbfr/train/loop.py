@@ -261,6 +261,14 @@ class Trainer:
         raise NotImplementedError
 
 
+def train(trainer_class: Callable[..., Trainer], args) -> dict:
+    """A trainer's main: build it on the device for the parsed `args` and run it (its run
+    folder is --run-dir, by default runs/<its name>)."""
+    device = setup_device(args)
+    trainer = trainer_class(args, device)
+    return run(trainer, args, device, Path(args.run_dir or f"runs/{trainer.name}"))
+
+
 def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
     """The loop (see the module doc); returns the exported run record."""
     t = trainer
