@@ -16,6 +16,7 @@ the loop every trainer goes through, like nanoGPT's train.py:
         every --val-every: validation;  every --save-every-min: save_state(run_dir, step, ...)
     final validation (unless this step was just validated), resume state, trainer.export(meta)
 
+A trainer's main is `train(TrainerClass, parse_args(argv))`.
 """
 from __future__ import annotations
 
