@@ -26,9 +26,10 @@ import torch
 from scipy.stats import spearmanr
 
 from bench import common as C
-from bench import metrics as M
-from diffbfr.train.niqe import NiqeModel
+from diffbfr.console import log
+from diffbfr.niqe import NiqeModel
 from diffbfr import methods
+from diffbfr import metrics as M
 from diffbfr.auto import CALIBRATION_FILE, FACTOR_NAMES, Calibration, Estimator, auto_settings, describe, severity_from_psnr
 from diffbfr.train import auto_calibration as K
 from diffbfr.faces.align import align_crop
@@ -39,10 +40,6 @@ from diffbfr.train.degrade import LEVELS, fixed_degrade
 from diffbfr.train.estimator_trainer import degraded_sample
 
 SEV = FACTOR_NAMES.index("severity")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def clean_faces(a) -> list[C.FaceItem]:

@@ -1,5 +1,7 @@
 """Helpers shared by the benches: method, weights and settings flags (from the registry), model loading,
-reading and aligning faces, bicubic upsampling, contact sheets, tables."""
+reading and aligning faces, bicubic upsampling, contact sheets, tables. The per-face degradation
+seed (face_seed) and the tables (markdown_table) are the Auto calibration's too: imported here
+from diffbfr, not written again."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,6 @@ import csv
 import math
 import statistics
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from PIL import Image, ImageOps
 
 from diffbfr import methods
 from diffbfr import settings as S
+from diffbfr.console import markdown_table  # noqa: F401 (benches read it here)
 from diffbfr.faces.align import align_crop, find_faces
 from diffbfr.frame import FRAME, is_square, resize_square
 from diffbfr.imageio import IMAGE_SUFFIXES
 from diffbfr.train.data import iter_faces
+from diffbfr.train.degrade import face_seed  # noqa: F401 (benches read it here)
 
 
 
@@ -59,12 +62,6 @@ def load_model(a: argparse.Namespace, device=None) -> methods.Model:
 def parse_sweep(spec: str, settings) -> tuple[str, list]:
     """'tem_t=0,2.5,10' -> ('tem_t', [0.0, 2.5, 10.0]) with the field's type."""
     return S.parse_sweep(type(settings), spec)
-
-
-def face_seed(seed: int, name: str) -> int:
-    """Degradation seed of one face: depends only on --seed and the face's name, so a
-    face is degraded identically whatever --limit or folder order is used."""
-    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------- images and faces
@@ -206,12 +203,6 @@ def fmt(x, digits: int = 2) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf"
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def median_time(fn, repeats: int, warmup: int, clock=time.perf_counter) -> float:

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench import common as C
-from bench import metrics as M
+from diffbfr import metrics as M
 from bench import realism as R
 from diffbfr.checkpoint import load_network
 from diffbfr.frame import to_batch, to_images

@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench import common as C
 from bench import realism as R
-from bench.metrics import Scorer
-from diffbfr.train.niqe import MODEL_PATH, NiqeModel
+from bench.scorer import Scorer
+from diffbfr.console import log
+from diffbfr.niqe import MODEL_PATH, NiqeModel
 from diffbfr import settings as S
 from diffbfr.photo import LRUCache, restore_faces
 from diffbfr.train.data import default_data_dir
@@ -53,10 +54,6 @@ def restore_all(model, lqs, s, cache, keys, what: str):
         out += restore_faces(model, lqs[lo:lo + CHUNK], chunk, cache, keys[lo:lo + CHUNK])
         log(f"[{what}] {min(lo + CHUNK, len(lqs))}/{len(lqs)} faces, {time.perf_counter() - t0:.1f}s")
     return out
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def summarize(records: list[dict], keys: list[str], group: tuple[str, ...]) -> list[dict]:

@@ -32,13 +32,10 @@ from bench import common as C
 from bench.auto_vs_fixed import clean_faces
 from diffbfr import methods
 from diffbfr.auto import Auto
+from diffbfr.console import log
 from diffbfr.photo import restore_faces
 from diffbfr.train.degrade import LEVELS, fixed_degrade
 from diffbfr.uncertainty import ETA, K, grey, stochastic, uncertainties
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def gradient(img: np.ndarray) -> np.ndarray:

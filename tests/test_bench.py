@@ -12,8 +12,6 @@ import pytest
 from bench import common as C
 from diffbfr import methods
 from diffbfr.methods import DiffBFRSettings
-from bench import metrics as M
-from diffbfr.train import niqe as N
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,83 +42,6 @@ def test_face_seed_depends_only_on_seed_and_name():
     assert C.face_seed(0, "a.png") != C.face_seed(1, "a.png")
     assert C.face_seed(0, "a.png") != C.face_seed(0, "b.png")
     assert 0 <= C.face_seed(3, "x") < 2**31
-
-
-# ---------------------------------------------------------------- metrics
-
-def test_identical_images_psnr_inf_ssim_one():
-    a = rand_img(2)
-    assert M.psnr(a, a.copy()) == math.inf
-    assert M.ssim(a, a.copy()) == pytest.approx(1.0, abs=1e-12)
-
-
-@pytest.mark.parametrize("shift", [1, 5, 20])
-def test_constant_shift_gives_exact_psnr(shift):
-    a = rand_img(3, lo=30, hi=200)
-    b = a + np.uint8(shift)  # no wrap: values stay below 256
-    assert M.mse(a, b) == shift**2
-    assert M.psnr(a, b) == pytest.approx(20 * math.log10(255 / shift), abs=1e-9)
-
-
-def test_ssim_drops_with_noise_and_checks_inputs():
-    a = smooth_face(4)
-    noisy = np.clip(a + np.random.default_rng(0).normal(0, 25, a.shape), 0, 255).astype(np.uint8)
-    assert 0 < M.ssim(a, noisy) < 0.9
-    with pytest.raises(ValueError):
-        M.psnr(a, a[:64])
-    with pytest.raises(TypeError):
-        M.psnr(a.astype(np.float32), a.astype(np.float32))
-
-
-# ---------------------------------------------------------------- NIQE
-
-@pytest.mark.parametrize("beta", [1.0, 2.0])
-def test_ggd_and_aggd_fits_recover_the_shape(beta):
-    from scipy.stats import gennorm
-
-    x = gennorm.rvs(beta, size=50_000, random_state=0)
-    alpha, var = N.ggd_fit(x)
-    assert alpha == pytest.approx(beta, rel=0.05) and var == pytest.approx(np.mean(x * x))
-    a_alpha, mean, lvar, rvar = N.aggd_fit(x)
-    assert a_alpha == pytest.approx(beta, rel=0.05)
-    assert abs(mean) < 0.02 and lvar == pytest.approx(rvar, rel=0.05)
-
-
-def _natural_crops():
-    """128 px crops of skimage's bundled photos: a small stand-in pristine set."""
-    import skimage.data as d
-
-    crops = []
-    for im in (d.astronaut(), d.coffee(), d.chelsea(), d.rocket()):
-        im = cv2.resize(im, (256, 256), interpolation=cv2.INTER_AREA)
-        crops += [np.ascontiguousarray(im[y:y + 128, x:x + 128]) for y in (0, 128) for x in (0, 128)]
-    return crops
-
-
-def test_niqe_finite_and_higher_for_blurred_noisy_image(tmp_path):
-    import skimage.data as d
-
-    model = N.fit(_natural_crops())
-    assert model.mu.shape == (36,) and model.cov.shape == (36, 36)
-    clean = cv2.resize(np.stack([d.camera()] * 3, -1), (128, 128), interpolation=cv2.INTER_AREA)
-    bad = cv2.GaussianBlur(clean, (0, 0), 2.0)
-    bad = np.clip(bad + np.random.default_rng(0).normal(0, 15, bad.shape), 0, 255).astype(np.uint8)
-    q_clean, q_bad = N.niqe(clean, model), N.niqe(bad, model)
-    assert math.isfinite(q_clean) and math.isfinite(q_bad)
-    assert q_bad > q_clean + 1.0
-    # the model file is plain JSON and round-trips exactly
-    model.save(tmp_path / "m.json")
-    again = N.NiqeModel.load(tmp_path / "m.json")
-    assert np.array_equal(again.mu, model.mu) and np.array_equal(again.cov, model.cov)
-    assert N.niqe(bad, again) == q_bad
-
-
-def test_committed_niqe_model_loads_and_ranks_blur():
-    model = N.NiqeModel.load()  # diffbfr/train/niqe_utk.json
-    assert model.patch == 32 and model.meta["n_images"] >= 100
-    assert np.allclose(model.cov, model.cov.T)
-    face = cv2.resize(_natural_crops()[0], (128, 128))
-    assert N.niqe(cv2.GaussianBlur(face, (0, 0), 2.5), model) > N.niqe(face, model)
 
 
 # ---------------------------------------------------------------- end to end
@@ -227,8 +148,8 @@ def test_speed_tiny_end_to_end(tmp_path, capsys):
 
 
 def test_cached_identity_matches_faces_layer(hq_dir):
-    from diffbfr.train.niqe import NiqeModel
-    from bench.metrics import Scorer
+    from diffbfr.niqe import NiqeModel
+    from bench.scorer import Scorer
     from diffbfr.faces.identity import identity_distance
 
     a, b = (C.load_rgb(p) for p in sorted(hq_dir.glob("*.png"))[:2])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from bench.metrics import psnr
+from diffbfr.metrics import psnr
 from diffbfr.faces.align import FRAME, AlignedFace, find_faces
 from diffbfr.faces.paste import MAX_OUTPUT_PIXELS, auto_scale, paste_back, upscale
 

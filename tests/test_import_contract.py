@@ -14,11 +14,14 @@ PACKAGE = ROOT / "diffbfr"
 UI = ("app", "ui", "gradio")       # the UI: app*.py at the root and the ui/ package
 BENCH = ("bench",)
 # What training (diffbfr/train/) may import from the package: the frame, weights io, the
-# networks and the diffusion process; never the inference path.
-TRAINING_MAY_IMPORT = ("diffbfr.frame", "diffbfr.checkpoint", "diffbfr.nets", "diffbfr.diffusion", "diffbfr.train")
+# networks, the diffusion process, the metrics and image strips its validation shares with the
+# benches; never the inference path.
+TRAINING_MAY_IMPORT = ("diffbfr.frame", "diffbfr.checkpoint", "diffbfr.nets", "diffbfr.diffusion", "diffbfr.train",
+                       "diffbfr.metrics", "diffbfr.image_out")
 # ... except the one trainer that fits a policy on the restorer's own outputs (Auto's calibration)
 RUNS_THE_RESTORER = {"diffbfr.train.auto_calibration": ("diffbfr.methods", "diffbfr.settings", "diffbfr.auto",
-                                                        "diffbfr.photo", "diffbfr.faces")}
+                                                        "diffbfr.photo", "diffbfr.faces", "diffbfr.niqe",
+                                                        "diffbfr.console")}
 NETS_MAY_IMPORT = ("diffbfr.nets",)
 DIFFUSION_MAY_IMPORT = ("diffbfr.diffusion",)
 # ... and of what is not this project's, the networks import torch and the standard library only

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +35,15 @@ from PIL import Image
 from .. import methods
 from .. import settings as S
 from ..auto import CALIBRATION_FILE, Calibration, Estimator
+from ..console import log, markdown_table
 from ..faces.align import align_crop
+from ..metrics import niqe as niqe_score, psnr
 from ..nets.estimator import ESTIMATOR_FILE, FACTOR_NAMES, file_sha256
+from ..niqe import NiqeModel
 from ..photo import LRUCache, restore_faces
 from .data import iter_faces
+from .degrade import face_seed
 from .estimator_trainer import degraded_sample
-from .niqe import NiqeModel, niqe as niqe_score
 
 NAME = "auto-calibration"
 FIELDS = ("irm_start", "irm2_start", "tem_t")
@@ -62,30 +63,10 @@ CHUNK = 16
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut_face_aligned.png"
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 @dataclass
 class Face:
     name: str
     image: np.ndarray   # 128 x 128 x 3 uint8, canonical frame
-
-
-def face_seed(seed: int, name: str) -> int:
-    """Degradation seed of one face: depends only on the seed and the face's name, so a face is
-    degraded identically whatever the face count or order (bench/common.py uses the same)."""
-    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
-
-
-PSNR_CAP = 60.0   # dB: a draw can leave a face untouched (inf), which no mean survives
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB, capped at PSNR_CAP."""
-    d = a.astype(np.float64) - b.astype(np.float64)
-    m = float(np.mean(d * d))
-    return PSNR_CAP if m == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0**2 / m))
 
 
 # ---------------------------------------------------------------- inputs
@@ -118,11 +99,6 @@ def restore(model, lqs, s, cache, keys) -> list[np.ndarray]:
         part = s[lo:lo + CHUNK] if isinstance(s, list) else s
         out += [st.result for st in restore_faces(model, lqs[lo:lo + CHUNK], part, cache, keys[lo:lo + CHUNK])]
     return out
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
 # ---------------------------------------------------------------- the fit

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,6 +280,13 @@ def fixed_params(level: str, seed: int) -> DegradeParams:
 def fixed_degrade(img: np.ndarray, level: str, seed: int = 0) -> np.ndarray:
     """Fixed evaluation degradation (see module docstring); byte-identical for a seed."""
     return apply_params(img, fixed_params(level, seed))
+
+
+
+def face_seed(seed: int, name: str) -> int:
+    """Degradation seed of one face: depends only on the seed and the face's name, so a face is
+    degraded identically whatever the face count or order (the benches and the calibration)."""
+    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------- contact sheet

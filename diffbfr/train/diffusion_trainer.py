@@ -12,8 +12,7 @@ The recipe (chosen by the probes in weights/diffbfr/README.md):
     visits. --t-max is stored in the network's config, and the app never starts above it.
   * --loss x0-l1: L1 between the clean face and the x0 the network's v implies (the sampler still
     reads v); v-mse is the classic loss. x0-l1 pulls towards the mean less than MSE and, on a
-    short CPU budget, restores far better at the start steps the app uses. --loss x0-l2 is
-    its squared twin: the error PSNR measures (the mean, where L1 aims at the median).
+    short CPU budget, restores far better at the start steps the app uses.
   * --lq-start: the share of noisy inputs built from the sampler's start image (the LQ face,
     or the stage-1 result) rather than from the target, so the network learns the input its
     first sampling step really sees.
@@ -38,11 +37,11 @@ import torch.nn.functional as F
 
 from ..diffusion import schedule as diffusion
 from ..diffusion.samplers import truncated_sample
+from ..metrics import psnr_per_image
 from ..nets.unet import SHUFFLE_OVERRIDES, TINY_OVERRIDES, UNetConfig, build, network, param_count
 from .data import PackDataset
-from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, set_lr, train
 from .adversarial_x0 import AdversarialX0
-from .live_stage1 import LiveStage1
 from .pairs import NETS, PairDataset, stacked
 
 VAL_T = (20.0, 100.0, 200.0, 400.0, 700.0)        # loss timesteps (those <= --t-max are used)
@@ -54,7 +53,7 @@ VAL_STARTS = {                                     # (start step, steps) of the 
 VAL_FACES = 128   # of the held-out faces, for the loss (validation is ~10 % of a CPU run's time at --val-every 1000)
 VAL_SAMPLED = 64  # ... and for the sampled PSNR
 VAL_SEED = 20240601                  # fixed: the validation set does not move with --seed
-LOSSES = ("x0-l1", "x0-l2", "v-mse", "x0-adv")  # x0-adv: x0-l1 + perceptual + adversarial (adversarial_x0.py)
+LOSSES = ("x0-l1", "v-mse", "x0-adv")  # x0-adv: x0-l1 + perceptual + adversarial (adversarial_x0.py)
 
 
 def parse_args(argv=None):
@@ -69,9 +68,6 @@ def parse_args(argv=None):
     p.add_argument("--lq-start", type=float, default=0.5,
                    help="share of noisy inputs built from the sampler's start image (x0 losses only; not TEM)")
     p.add_argument("--crop", type=int, default=0, help="train on random crops of this side (128 px nets)")
-    p.add_argument("--stage1", default=None,
-                   help="irm128 only: irm64 weights whose real results replace the blended stage-1 "
-                        "stand-ins (train/live_stage1.py)")
     p.add_argument("--w-perc", type=float, default=0.05, help="x0-adv: Lite0 perceptual L1 weight")
     p.add_argument("--w-adv", type=float, default=0.02, help="x0-adv: adversarial (hinge) weight")
     p.add_argument("--d-lr", type=float, default=2e-4, help="x0-adv: the critic's learning rate")
@@ -84,8 +80,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.t_max is None:
         args.t_max = 100.0 if args.model == "tem128" else 400.0
-    if args.stage1 and args.model != "irm128":
-        p.error("--stage1 is for irm128")
     if args.model == "tem128" or args.loss == "v-mse":
         args.lq_start = 0.0  # TEM starts from a (restored) clean face; v-mse's target needs x_t from x0
     return args
@@ -106,10 +100,9 @@ def noisy_input(x0, start, t, noise, lq_start: float, gen: torch.Generator) -> t
 
 
 def loss_of(v, x_t, x0, t, noise, kind: str) -> torch.Tensor:
-    if kind in ("x0-l1", "x0-l2", "x0-adv"):  # the clean face the prediction implies, against the real one
+    if kind in ("x0-l1", "x0-adv"):  # the clean face the prediction implies, against the real one
         x0_hat, _ = diffusion.split_v(x_t, t, v)
-        err = x0_hat - x0
-        return err.square().mean() if kind == "x0-l2" else err.abs().mean()
+        return (x0_hat - x0).abs().mean()
     return F.mse_loss(v, diffusion.v_target(x0, t, noise))
 
 
@@ -136,11 +129,9 @@ def train_step(fwd, model, opt, batch, t, noise, args, gen, bf16: bool = False, 
     return loss.detach()
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [-1, 1] images as the app saves them (uint8)."""
-    q = lambda a: ((a.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
-    mse = ((q(x) - q(y)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(255.0**2 / mse)
+def as_saved(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images on the 0..255 grid the app saves them on (uint8), still float."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round()
 
 
 @torch.no_grad()
@@ -176,12 +167,12 @@ def val_metrics(nets: dict, val, device, args, bf16: bool = False) -> dict[str, 
     xb, sb = x0[:n].to(device), start[:n].to(device)
     cb = cond[:n].to(device) if cond is not None else None
     if args.model != "tem128":  # TEM starts from the target itself
-        out["val_psnr_start"] = psnr(sb, xb).mean().item()
+        out["val_psnr_start"] = psnr_per_image(as_saved(sb), as_saved(xb)).mean().item()
     model = lambda x, t: nets["ema"](x, t, cb).float()  # noqa: E731
     for ts, steps in VAL_STARTS[args.model]:
         if ts <= args.t_max:
             y = truncated_sample(model, sb, ts, steps, generators=torch.Generator(device).manual_seed(VAL_SEED))
-            out[f"val_psnr_s{int(ts)}"] = psnr(y, xb).mean().item()
+            out[f"val_psnr_s{int(ts)}"] = psnr_per_image(as_saved(y), as_saved(xb)).mean().item()
     for name, net in nets.items():
         net.train(modes[name])
     return out
@@ -204,7 +195,7 @@ class DiffusionTrainer(Trainer):
         # data: a fixed held-out slice of the pack, never trained on
         pack = PackDataset(args.pack, hflip=False)  # PairDataset flips training faces itself
         self.train_idx, self.val_idx = holdout(pack.names)
-        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop, live=bool(args.stage1))
+        self.pairs = PairDataset(pack, args.model, args.seed, self.train_idx, crop=args.crop)
         self.val = stacked(PairDataset(pack, args.model, VAL_SEED, self.val_idx, fixed=True))
         log(f"{args.pack}: {len(self.train_idx)} training faces, {len(self.val_idx)} held out for validation")
 
@@ -231,11 +222,6 @@ class DiffusionTrainer(Trainer):
         if self.adv is not None:  # the critic resumes with the run; it is never exported
             self.modules["critic"], self.optimizers["critic_opt"] = self.adv.d, self.adv.opt
         self.generators = {"t": self.t_gen}
-        self.live = None
-        if args.stage1:
-            self.generators["live"] = torch.Generator().manual_seed(args.seed + 1)
-        self.train_loss = None
-        self.loss_n = 0
 
     def started(self, step: int, start: dict) -> None:
         args, device = self.args, self.device
@@ -252,9 +238,6 @@ class DiffusionTrainer(Trainer):
                                              generator=torch.Generator().manual_seed(args.seed * 100003 + step),
                                              pin_memory=self.cuda)
         self.data = batches(loader)
-        if args.stage1:
-            self.live = LiveStage1(args.stage1, args.crop, self.generators["live"], device)
-        self.loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
 
     def speed_probe(self, bf16: bool) -> None:
         x0 = self.val[0][:self.args.batch].to(self.device)
@@ -273,8 +256,7 @@ class DiffusionTrainer(Trainer):
     def describe(self) -> str:
         a = self.args
         return (f"{a.model}: {param_count(self.model) / 1e6:.2f} M params ({a.arch}), batch {a.batch}, crop {a.crop}, "
-                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, "
-                + (f"stage-1 input {a.stage1 or 'blends'}, " if a.model == "irm128" else "") + f"bf16 {self.bf16}, "
+                f"t <= {a.t_max:g}, loss {a.loss}, lq-start {a.lq_start}, bf16 {self.bf16}, "
                 f"device {device_name(self.device)}, lr {a.lr} warm-up {a.warmup} decay {a.decay_steps}")
 
     def evaluate(self) -> dict[str, float]:
@@ -283,39 +265,25 @@ class DiffusionTrainer(Trainer):
     def val_line(self, v: dict) -> str:
         return "val " + " ".join(f"{k[4:]} {x:.4f}" if "psnr" not in k else f"{k[4:]} {x:.2f}" for k, x in v.items())
 
-    def train_step(self, step: int, lr: float) -> int:
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
         device = self.device
         batch = [b.to(device, non_blocking=True) for b in next(self.data)]
-        if self.live is not None:
-            batch = list(self.live(*batch))
         if batch[1].shape[1] == 0:
             batch[1] = None
         if self.cuda:
             batch[0] = batch[0].contiguous(memory_format=torch.channels_last)
         set_lr(self.opt, lr)
         t = sample_t(batch[0].shape[0], self.args.t_max, self.t_gen).to(device)
-        self.loss_sum += train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args,
-                                    self.t_gen, bf16=self.bf16, adv=self.adv)
-        self.loss_n += 1
-        return batch[0].shape[0]
+        loss = train_step(self.fwd, self.model, self.opt, batch, t, torch.randn_like(batch[0]), self.args, self.t_gen,
+                          bf16=self.bf16, adv=self.adv)
+        return {"loss": loss}
 
-    def progress(self, step, lr, meter, clock):
-        self.train_loss, self.loss_sum, self.loss_n = self.loss_sum.item() / self.loss_n, self.loss_sum.zero_(), 0
-        ips = meter.window_rate()
-        return ({"step": step, "loss": round(self.train_loss, 5), "lr": lr, "img_per_s": round(ips, 1)},
-                f"step {step} loss {self.train_loss:.4f} lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
-
-    def finish(self) -> None:
-        if self.loss_n:
-            self.train_loss = self.loss_sum.item() / self.loss_n
-
-    def record(self, wall: float, meter) -> dict:
+    def record(self) -> dict:
         a = self.args
-        return {"model": a.model, "config": self.config, "batch": a.batch, "img_per_s_this_run": round(meter.rate, 2),
-                "train_loss": self.train_loss, "loss": a.loss, "lq_start": a.lq_start, "crop": a.crop,
-                "stage1": a.stage1,  # irm128: None = the blended stand-ins of pairs.py
-                "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max], "val_faces": len(self.val_idx),
-                "train_faces": len(self.train_idx), "pack": str(a.pack), "params": param_count(self.model)}
+        return {"model": a.model, "config": self.config, "batch": a.batch, "loss": a.loss, "lq_start": a.lq_start,
+                "crop": a.crop, "t_max": a.t_max, "val_t": [t for t in VAL_T if t <= a.t_max],
+                "val_faces": len(self.val_idx), "train_faces": len(self.train_idx), "pack": str(a.pack),
+                "params": param_count(self.model)}
 
     def export(self, meta: dict) -> str:
         out = export(self.ema.cpu(), Path(self.args.export) / f"{self.args.model}.safetensors", self.config, self.args,
@@ -324,9 +292,7 @@ class DiffusionTrainer(Trainer):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = setup_device(args)
-    return run(DiffusionTrainer(args, device), args, device, Path(args.run_dir or f"runs/{args.model}"))
+    return train(DiffusionTrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

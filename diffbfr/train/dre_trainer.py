@@ -45,7 +45,7 @@ from ..frame import FRAME, to_batch
 from ..nets.panini_dre import TINY, DREConfig, MoCo
 from .data import PackDataset, iter_faces
 from .degrade import DEFAULT_RANGES, DegradeParams, DegradeRanges, apply_params, sample_params
-from .loop import Trainer, add_run_args, device_name, export, holdout, log, run, set_lr, setup_device
+from .loop import Trainer, add_run_args, device_name, export, holdout, log, set_lr, train
 
 NAME = "dre"
 CROP_GRID = 16        # crop offsets are multiples of this (JPEG 4:2:0 MCU)
@@ -209,6 +209,7 @@ class DRETrainer(Trainer):
     name = NAME
     warm_start = ("encoder_q", "encoder_k")
     log_first_step = False
+    unit = "pairs"
 
     def __init__(self, args, device: torch.device):
         self.args, self.device = args, device
@@ -227,8 +228,6 @@ class DRETrainer(Trainer):
         self.moco = MoCo(cfg, queue_size=args.queue, momentum=args.momentum, temperature=args.temperature)
         self.opt = torch.optim.Adam(self.moco.query_parameters(), lr=args.lr)
         self.modules, self.optimizers = self.moco.parts(), {"opt": self.opt}
-        self.loss_avg = self.top1_avg = self.sim_avg = None
-        self.seen, self.window_t, self.window_n = 0, 0.0, 0
 
     def started(self, step: int, start: dict) -> None:
         args = self.args
@@ -259,35 +258,18 @@ class DRETrainer(Trainer):
     def val_line(self, v: dict) -> str:
         return f"val_top1 {v['val_top1']:.3f} val_loss {v['val_loss']:.4f}"
 
-    def train_step(self, step: int, lr: float) -> int:
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
         b = next(self.data)
         xq, xk = b["query"].to(self.device, non_blocking=True), b["key"].to(self.device, non_blocking=True)
         if self.cuda:
             xq, xk = (x.contiguous(memory_format=torch.channels_last) for x in (xq, xk))
         set_lr(self.opt, lr)
-        out = train_step(self.moco, self.opt, xq, xk, bf16=self.bf16)
-        loss, top1, q_sim = out["loss"].item(), out["top1"].item(), out["q_sim"].item()
-        self.loss_avg = loss if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss
-        self.top1_avg = top1 if self.top1_avg is None else 0.95 * self.top1_avg + 0.05 * top1
-        self.sim_avg = q_sim if self.sim_avg is None else 0.95 * self.sim_avg + 0.05 * q_sim
-        self.seen += len(xq)
-        self.window_n += len(xq)
-        return len(xq)
+        return train_step(self.moco, self.opt, xq, xk, bf16=self.bf16)
 
-    def progress(self, step, lr, meter, clock):
-        pps = self.window_n / max(clock.elapsed - self.window_t, 1e-9)
-        self.window_t, self.window_n = clock.elapsed, 0
-        return ({"step": step, "loss": round(self.loss_avg, 4), "top1": round(self.top1_avg, 4),
-                 "q_sim": round(self.sim_avg, 4), "lr": lr, "pairs_per_s": round(pps, 2)},
-                f"step {step} loss {self.loss_avg:.4f} top1 {self.top1_avg:.3f} q_sim {self.sim_avg:.3f} lr {lr:.2e} "
-                f"{pps:.1f} pairs/s {clock.elapsed / 60:.1f} min")
-
-    def record(self, wall: float, meter) -> dict:
+    def record(self) -> dict:
         a = self.args
         return {"model": NAME, "config": self.config, "batch": a.batch, "crop": a.crop, "queue": a.queue,
                 "temperature": a.temperature, "momentum": a.momentum, "share_noise": a.share_noise,
-                "pairs_per_s_this_run": round(self.seen / max(wall, 1e-9), 2),
-                "train_loss_ema": self.loss_avg, "train_top1_ema": self.top1_avg, "train_q_sim_ema": self.sim_avg,
                 "val_pairs": len(self.val_q), "val_faces": len(self.val_idx), "train_faces": len(self.train_idx),
                 "data": str(a.pack or f"utkface train, min_sharpness {a.min_sharpness}, limit {a.limit}"),
                 "params": self.params}
@@ -300,9 +282,7 @@ class DRETrainer(Trainer):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = setup_device(args)
-    return run(DRETrainer(args, device), args, device, Path(args.run_dir or f"runs/{NAME}"))
+    return train(DRETrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ every parameter.
 
     python -m diffbfr.train estimator [--backbone cnn|dre] [--minutes 12] [--threads 2]
 
+It runs on loop.run like every trainer (--init-from scratch | resume | PATH, resume state in
+runs/estimator, validation every --val-every steps and at the end, the loop's log and record).
+
 Labels (nets/estimator.py: FACTORS) of one (clean, params) pair:
 - log2_scale: log2 of the downscale factor (0 without a resize step);
 - blur: sqrt(sigma_x * sigma_y) of the blur step (0 without);
@@ -35,10 +38,11 @@ import torch
 
 from ..checkpoint import load_network, save_network
 from ..frame import to_batch
+from ..metrics import psnr
 from ..nets.estimator import ESTIMATOR_FILE, FACTORS, EstimatorConfig, EstimatorNet, file_sha256, severity_from_psnr
 from .data import iter_faces
 from .degrade import DegradeParams, apply_params, sample_params
-from .loop import log
+from .loop import Trainer, add_run_args, device_name, log, set_lr, train
 
 NAME = "estimator"
 SPAN = np.array([f.hi - f.lo for f in FACTORS], np.float32)
@@ -48,11 +52,6 @@ WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0])
 
 
 # ---------------------------------------------------------------- labels
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
 def colour_reference(clean: np.ndarray, p: DegradeParams) -> np.ndarray:
     """The clean face with only the colour part of `p` (jitter, greyscale) applied."""
     if p.jitter is None and not p.grey:
@@ -72,7 +71,7 @@ def labels(clean: np.ndarray, p: DegradeParams, lq: np.ndarray | None = None) ->
            math.sqrt(p.blur[0] * p.blur[1]) if p.blur else 0.0,
            noise,
            (100 - p.jpeg_quality) / 80.0 if p.jpeg_quality is not None else 0.0,
-           severity_from_psnr(_psnr(lq, colour_reference(clean, p)))]
+           severity_from_psnr(psnr(lq, colour_reference(clean, p)))]
     return np.clip(np.array(out, np.float32), LO, LO + SPAN)
 
 
@@ -104,48 +103,23 @@ def loss_fn(net: EstimatorNet, logits: torch.Tensor, y: torch.Tensor) -> torch.T
     """Weighted MSE of the outputs in [0, 1] units of each factor's range."""
     pred = torch.sigmoid(logits)
     target = (y - net.head.lo) / (net.head.hi - net.head.lo)
-    return (((pred - target) ** 2) * WEIGHTS).mean()
+    return (((pred - target) ** 2) * WEIGHTS.to(pred.device)).mean()
 
 
 def mae(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {f.name: float(np.mean(np.abs(pred[:, i] - y[:, i]))) for i, f in enumerate(FACTORS)}
 
 
-def predict_batches(net: EstimatorNet, lqs: list[np.ndarray], batch: int = 64) -> np.ndarray:
+def predict_batches(net: EstimatorNet, lqs: list[np.ndarray], batch: int = 64, device="cpu") -> np.ndarray:
     net.eval()
     out = []
     with torch.inference_mode():
         for lo in range(0, len(lqs), batch):
-            out.append(net(to_batch(lqs[lo:lo + batch])).numpy())
+            out.append(net(to_batch(lqs[lo:lo + batch]).to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(FACTORS)), np.float32)
 
 
-# ---------------------------------------------------------------- the two trainers
-def train_cnn(args, faces, val_lqs, val_y) -> tuple[EstimatorNet, dict]:
-    net = EstimatorNet(EstimatorConfig(backbone="cnn"))
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    rng = np.random.default_rng(args.seed)
-    t0, step, seen = time.perf_counter(), 0, 0
-    budget = args.minutes * 60
-    while time.perf_counter() - t0 < budget and (args.max_steps is None or step < args.max_steps):
-        # cosine decay over the wall-clock budget: the run length is set in minutes, not steps
-        frac = min((time.perf_counter() - t0) / budget, 1.0)
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        lqs, y = make_batch(faces, rng, args.batch)
-        net.train()
-        loss = loss_fn(net, net.head.logits(net.features(to_batch(lqs))), torch.from_numpy(y))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step, seen = step + 1, seen + len(lqs)
-        if step % args.log_every == 0:
-            err = mae(predict_batches(net, val_lqs), val_y)
-            log(f"step {step} loss {loss.item():.4f} val MAE " + " ".join(f"{k} {v:.3f}" for k, v in err.items())
-                + f"  {seen / (time.perf_counter() - t0):.1f} faces/s {(time.perf_counter() - t0) / 60:.1f} min")
-    return net, {"steps": step, "samples": seen, "minutes": round((time.perf_counter() - t0) / 60, 2)}
-
-
+# ---------------------------------------------------------------- the trainer
 def dre_features(dre, lqs: list[np.ndarray], batch: int = 32) -> torch.Tensor:
     out = []
     with torch.inference_mode():
@@ -154,74 +128,152 @@ def dre_features(dre, lqs: list[np.ndarray], batch: int = 32) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_dre(args, faces, val_lqs, val_y) -> tuple[EstimatorNet, dict]:
-    t0 = time.perf_counter()
-    dre = load_network(args.dre)
-    rng = np.random.default_rng(args.seed)
-    lqs, y = [], []
-    for k in range(args.samples):   # fixed set: the frozen features are computed once
-        lq, lab = degraded_sample(faces[k % len(faces)], rng)
-        lqs.append(lq)
-        y.append(lab)
-    feats, y = dre_features(dre, lqs), torch.from_numpy(np.stack(y))
-    log(f"DRE features of {len(lqs)} degraded faces in {time.perf_counter() - t0:.0f} s")
-    net = EstimatorNet(EstimatorConfig(backbone="dre", feature_dim=feats.shape[1],
-                                       dre_sha256=file_sha256(args.dre)), dre)
-    net.head.mean.copy_(feats.mean(0))
-    net.head.std.copy_(feats.std(0).clamp_min(1e-6))
-    val_feats = dre_features(dre, val_lqs)
-    opt = torch.optim.AdamW(net.head.parameters(), lr=args.lr, weight_decay=1e-3)
-    g = torch.Generator().manual_seed(args.seed)
-    for epoch in range(args.epochs):
-        net.train()
-        for idx in torch.randperm(len(feats), generator=g).split(args.batch):
-            loss = loss_fn(net, net.head.logits(feats[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if (epoch + 1) % max(args.epochs // 10, 1) == 0:
-            with torch.inference_mode():
-                err = mae(net.head(val_feats).numpy(), val_y)
-            log(f"epoch {epoch + 1} loss {loss.item():.4f} val MAE " + " ".join(f"{k} {v:.3f}" for k, v in err.items()))
-    return net, {"samples": len(lqs), "epochs": args.epochs, "minutes": round((time.perf_counter() - t0) / 60, 2)}
+def epochs_of(n: int, batch: int, gen: torch.Generator):
+    """Index batches of a fresh permutation of range(n), epoch after epoch."""
+    while True:
+        yield from torch.randperm(n, generator=gen).split(batch)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m diffbfr.train estimator", description=__doc__.split("\n")[0])
-    ap.add_argument("name", nargs="?", choices=[NAME], default=NAME, help=argparse.SUPPRESS)
-    ap.add_argument("--backbone", choices=("cnn", "dre"), default="cnn")
-    ap.add_argument("--dre", default="weights/panini/dre.safetensors", help="the DRE (backbone dre)")
-    ap.add_argument("--faces", type=int, default=3000, help="UTKFace train faces (sharpness >= 30)")
-    ap.add_argument("--val", type=int, default=200, help="of them, held out (one degradation each)")
-    ap.add_argument("--minutes", type=float, default=12.0, help="cnn: wall-clock budget")
-    ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--samples", type=int, default=4000, help="dre: degraded faces whose features are computed")
-    ap.add_argument("--epochs", type=int, default=200, help="dre: head epochs over those features")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--log-every", type=int, default=100)
-    ap.add_argument("--export", default="weights/estimator")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    t0 = time.perf_counter()
-    faces, val_faces = load_faces(args.faces, args.val)
-    val_rng = np.random.default_rng(10_000 + args.seed)
-    val = [degraded_sample(f, val_rng) for f in val_faces]
-    val_lqs, val_y = [v[0] for v in val], np.stack([v[1] for v in val])
-    log(f"{len(faces)} training faces, {len(val_faces)} held out; backbone {args.backbone}")
-    net, run = (train_cnn if args.backbone == "cnn" else train_dre)(args, faces, val_lqs, val_y)
-    err = mae(predict_batches(net, val_lqs), val_y)
-    params = sum(p.numel() for p in (net.head if args.backbone == "dre" else net).parameters())   # stored ones
-    meta = {"trained_on": f"UTKFace train split, first {len(faces)} faces by name with sharpness >= 30, "
-                          "degraded with diffbfr.train.degrade.sample_params (DEFAULT_RANGES)",
-            "val_mae": err, "params": params, "factors": [dataclasses.asdict(f) for f in FACTORS],
-            "cpu_minutes_total": round((time.perf_counter() - t0) / 60, 2), **run, "args": vars(args)}
-    out = save_network(net, Path(args.export) / ESTIMATOR_FILE, meta)
-    log(f"{params} params -> {out} ({out.stat().st_size / 2**20:.2f} MiB); held-out MAE "
-        + " ".join(f"{k} {v:.3f}" for k, v in err.items()))
+class EstimatorTrainer(Trainer):
+    """The estimator for loop.run. cnn: ConvBody + head end to end, every batch freshly
+    degraded, the learning rate decaying by cosine over the wall-clock budget (to 5 %). dre:
+    the head alone on the frozen DRE's vectors of --samples degraded faces (computed once),
+    --epochs passes at a constant learning rate. No EMA."""
+
+    name = NAME
+    warm_start = ("net",)
+    log_first_step = False
+
+    def __init__(self, args, device: torch.device):
+        self.args, self.device = args, device
+        torch.manual_seed(args.seed)
+        self.faces, val_faces = load_faces(args.faces, args.val)
+        val_rng = np.random.default_rng(10_000 + args.seed)
+        val = [degraded_sample(f, val_rng) for f in val_faces]
+        self.val_lqs, self.val_y = [v[0] for v in val], np.stack([v[1] for v in val])
+        log(f"{len(self.faces)} training faces, {len(val_faces)} held out; backbone {args.backbone}")
+        if args.backbone == "cnn":
+            self.net = EstimatorNet(EstimatorConfig(backbone="cnn"))
+            trained, decay, self.val_feats, every = self.net, 1e-4, None, 100
+        else:
+            self.net, self.feats, self.feat_y = self.dre_net()
+            trained, decay = self.net.head, 1e-3
+            self.val_feats = dre_features(self.net.dre, self.val_lqs)
+            per_epoch = math.ceil(len(self.feats) / args.batch)
+            if args.max_steps is None:
+                args.max_steps = args.epochs * per_epoch
+            every = per_epoch * max(args.epochs // 10, 1)   # a line every tenth of the epochs
+        args.log_every = every if args.log_every is None else args.log_every
+        args.val_every = every if args.val_every is None else args.val_every
+        self.opt = torch.optim.AdamW(trained.parameters(), lr=args.lr, weight_decay=decay)
+        self.config = self.net.config.to_dict()
+        self.modules, self.optimizers = {"net": trained}, {"opt": self.opt}
+        self.generators = {"batches": torch.Generator().manual_seed(args.seed)} if args.backbone == "dre" else {}
+        self.val_mae: dict[str, float] = {}
+
+    def dre_net(self) -> tuple[EstimatorNet, torch.Tensor, torch.Tensor]:
+        """The head on the frozen DRE (input statistics set from the features) and the features
+        and labels of --samples degraded training faces."""
+        args, t0 = self.args, time.perf_counter()
+        dre = load_network(args.dre)
+        rng = np.random.default_rng(args.seed)
+        lqs, y = [], []
+        for k in range(args.samples):   # fixed set: the frozen features are computed once
+            lq, lab = degraded_sample(self.faces[k % len(self.faces)], rng)
+            lqs.append(lq)
+            y.append(lab)
+        feats = dre_features(dre, lqs)
+        log(f"DRE features of {len(lqs)} degraded faces in {time.perf_counter() - t0:.0f} s")
+        net = EstimatorNet(EstimatorConfig(backbone="dre", feature_dim=feats.shape[1],
+                                           dre_sha256=file_sha256(args.dre)), dre)
+        net.head.mean.copy_(feats.mean(0))
+        net.head.std.copy_(feats.std(0).clamp_min(1e-6))
+        return net, feats, torch.from_numpy(np.stack(y))
+
+    def started(self, step: int, start: dict) -> None:
+        self.net.to(self.device)
+        if self.args.backbone == "cnn":  # resumed: a fresh stream of degradations, not a replay
+            self.rng = np.random.default_rng(self.args.seed if step == 0 else [self.args.seed, step])
+        else:
+            self.feats, self.feat_y = self.feats.to(self.device), self.feat_y.to(self.device)
+            self.batches = epochs_of(len(self.feats), self.args.batch, self.generators["batches"])
+
+    def describe(self) -> str:
+        a, params = self.args, sum(p.numel() for p in self.modules["net"].parameters())
+        return (f"{NAME} ({a.backbone}): {params / 1e3:.0f} k params trained, batch {a.batch}, "
+                f"device {device_name(self.device)}, lr {a.lr}")
+
+    def learning_rate(self, step: int, args, clock) -> float:
+        if args.backbone == "dre":
+            return args.lr
+        # the run's length is set in minutes, not steps: the cosine spans the wall-clock budget
+        frac = min(clock.elapsed / clock.budget, 1.0)
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
+        set_lr(self.opt, lr)
+        self.net.train()
+        if self.args.backbone == "cnn":
+            lqs, y = make_batch(self.faces, self.rng, self.args.batch)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.net.head.logits(self.net.features(to_batch(lqs).to(self.device)))
+            y = torch.from_numpy(y).to(self.device)
+        else:
+            idx = next(self.batches)
+            logits, y = self.net.head.logits(self.feats[idx]), self.feat_y[idx]
+        loss = loss_fn(self.net, logits.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def evaluate(self) -> dict[str, float]:
+        if self.val_feats is None:
+            pred = predict_batches(self.net, self.val_lqs, device=self.device)
+        else:
+            self.net.eval()
+            pred = self.net.head(self.val_feats.to(self.device)).cpu().numpy()
+        self.val_mae = mae(pred, self.val_y)
+        return {f"val_mae_{k}": v for k, v in self.val_mae.items()}
+
+    def val_line(self, v: dict[str, float]) -> str:
+        return "val MAE " + " ".join(f"{k[8:]} {x:.3f}" for k, x in v.items())
+
+    def record(self) -> dict:
+        a = self.args
+        return {"model": NAME, "config": self.config, "backbone": a.backbone, "batch": a.batch,
+                "trained_on": f"UTKFace train split, first {len(self.faces)} faces by name with sharpness >= 30, "
+                              "degraded with diffbfr.train.degrade.sample_params (DEFAULT_RANGES)",
+                "val_faces": len(self.val_lqs),
+                "params": sum(p.numel() for p in self.modules["net"].parameters()),   # the stored ones
+                "factors": [dataclasses.asdict(f) for f in FACTORS],
+                **({"samples": len(self.feats), "epochs": a.epochs} if a.backbone == "dre" else {})}
+
+    def export(self, meta: dict) -> str:
+        out = save_network(self.net.cpu(), Path(self.args.export) / ESTIMATOR_FILE, {**meta, "args": vars(self.args)})
+        return (f"{meta['params']} params -> {out} ({out.stat().st_size / 2**20:.2f} MiB); held-out MAE "
+                + " ".join(f"{k} {v:.3f}" for k, v in self.val_mae.items()))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m diffbfr.train estimator", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", choices=[NAME], default=NAME, help=argparse.SUPPRESS)
+    p.add_argument("--backbone", choices=("cnn", "dre"), default="cnn")
+    p.add_argument("--dre", default="weights/panini/dre.safetensors", help="the DRE (backbone dre)")
+    p.add_argument("--faces", type=int, default=3000, help="UTKFace train faces (sharpness >= 30)")
+    p.add_argument("--val", type=int, default=200, help="of them, held out (one degradation each)")
+    p.add_argument("--samples", type=int, default=4000, help="dre: degraded faces whose features are computed")
+    p.add_argument("--epochs", type=int, default=200, help="dre: head epochs over those features (sets --max-steps)")
+    # --ema, --warmup, --decay-steps and --lr-min-ratio are unused: no EMA, and the schedule is
+    # EstimatorTrainer.learning_rate's. --log-every / --val-every default: cnn 100, dre a tenth of the epochs
+    add_run_args(p, batch=32, lr=2e-3, minutes=12.0, warmup=0, export="weights/estimator")
+    p.set_defaults(threads=2, log_every=None, val_every=None)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    return train(EstimatorTrainer, parse_args(argv))
 
 
 if __name__ == "__main__":

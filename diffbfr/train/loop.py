@@ -1,20 +1,22 @@
 """The training loop, written once, and what every trainer shares: flags, device,
-learning-rate schedule, EMA, wall-clock budget, held-out validation, export. The run's state
-on disk (resume, --init-from) is run_state.py.
+learning-rate schedule, EMA, wall-clock budget, loss averaging and logging, held-out
+validation, export. The run's state on disk (resume, --init-from) is run_state.py.
 
 A trainer is a `Trainer`: its data and networks (`__init__`: `modules`, `optimizers`,
-`config`, optionally `ema`/`model` and named `generators`), its step (`train_step`), its
-evaluation (`evaluate`) and its export (`export`). `run(trainer)` is the loop every trainer
-goes through, like nanoGPT's train.py:
+`config`, optionally `ema`/`model` and named `generators`), its step (`train_step`, which
+returns its losses), its evaluation (`evaluate`) and its export (`export`). `run(trainer)` is
+the loop every trainer goes through, like nanoGPT's train.py:
 
     step, start = init_from(args, run_dir, modules, optimizers, config)   # scratch | resume | PATH
     trainer.started(step, start)                                          # warm start, device, loader
     while step < max_steps and not clock.out_of_time():
-        trainer.train_step(step, lr_at(step, args)); step += 1; ema_update(ema, model, args.ema, step)
-        every --log-every: a history entry and a log line; every --val-every: validation
-        every --save-every-min: save_state(run_dir, step, modules, optimizers, meta)
+        losses.add(trainer.train_step(step, trainer.learning_rate(step, args, clock))); step += 1
+        ema_update(ema, model, args.ema, step)
+        every --log-every: the mean losses since the last log line -> a history entry and a log line
+        every --val-every: validation;  every --save-every-min: save_state(run_dir, step, ...)
     final validation (unless this step was just validated), resume state, trainer.export(meta)
 
+A trainer's main is `train(TrainerClass, parse_args(argv))`.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_module
+from .meters import Clock, LossMeans, Meter
 from .run_state import init_from, save_state, usage
 
 # The held-out slice: the faces whose names hash lowest, so the same face is held out whatever
@@ -160,62 +163,7 @@ def run_record(step: int, start: dict, wall: float, device: torch.device, valida
             "prior_steps": start["prior_steps"], **usage(start, wall, device), "val_history": validator.history}
 
 
-# ---------------------------------------------------------------- budget, validation, export
-class Clock:
-    """Wall-clock budget of this run and the periodic resume saves."""
-
-    def __init__(self, minutes: float, save_every_min: float):
-        self.budget, self.save_every = minutes * 60, save_every_min * 60
-        self.start = self.last_save = time.time()
-
-    @property
-    def elapsed(self) -> float:
-        return time.time() - self.start
-
-    def out_of_time(self) -> bool:
-        return self.elapsed >= self.budget
-
-    def save_due(self) -> bool:
-        """True at most once per --save-every-min (it restarts the interval when it says so)."""
-        if time.time() - self.last_save < self.save_every:
-            return False
-        self.last_save = time.time()
-        return True
-
-
-class Meter:
-    """Training images per second: the time between consecutive tick()s. The first step of a
-    run (compilation, cudnn autotuning) and any step after pause() (validation, saving) only
-    restart the clock, so neither counts. tick() does not synchronise: on CUDA, call it where
-    the step already synchronised (e.g. after loss.item()) or read it over many steps."""
-
-    def __init__(self):
-        self.images, self.seconds, self._window = 0, 0.0, [0, 0.0]
-        self._last: float | None = None
-
-    def tick(self, n: int) -> None:
-        now = time.time()
-        if self._last is not None:
-            self.images += n
-            self.seconds += now - self._last
-            self._window[0] += n
-            self._window[1] += now - self._last
-        self._last = now
-
-    def pause(self) -> None:
-        self._last = None
-
-    @property
-    def rate(self) -> float:
-        return self.images / self.seconds if self.seconds else 0.0
-
-    def window_rate(self) -> float:
-        """Rate since the last call (for the log line)."""
-        n, s = self._window
-        self._window = [0, 0.0]
-        return n / s if s else 0.0
-
-
+# ---------------------------------------------------------------- validation, export
 def holdout(names: Sequence[str], frac: float = HOLDOUT_FRAC, min_count: int = HOLDOUT_MIN) -> tuple[list[int], list[int]]:
     """(train indices, held-out indices): the max(min_count, frac * n) names with the lowest SHA-1
     (capped at half of a tiny pack). Deterministic; the held-out faces are never trained on."""
@@ -254,6 +202,8 @@ def export(module: nn.Module, path, config: dict, args, meta: dict) -> Path:
 
 
 def log(msg: str) -> None:
+    """A line of the training log, on stdout: the log is a trainer's output (its weights and
+    resume state are files), where a tool's progress lines go to stderr (console.log)."""
     print(msg, flush=True)
 
 
@@ -265,8 +215,8 @@ class Trainer:
     (what init_from fills and checks); `run` does the rest. Attributes `run` reads:
     name (runs/<name>, log lines), modules, optimizers, config, warm_start (the modules
     --init-from PATH fills), generators (named RNGs kept in the resume state), model and ema
-    (ema_update after every step when ema is set), log_first_step. `run` sets `bf16` (pick_bf16)
-    before the first step."""
+    (ema_update after every step when ema is set), log_first_step, unit (what a step's --batch
+    counts: the log's rate is in units/s). `run` sets `bf16` (pick_bf16) before the first step."""
 
     name = "trainer"
     warm_start: Sequence[str] = ("model", "ema")
@@ -274,6 +224,7 @@ class Trainer:
     model: nn.Module | None = None
     ema: nn.Module | None = None
     log_first_step = True   # also log step 1 (besides every --log-every steps)
+    unit = "img"
 
     def started(self, step: int, start: dict) -> None:
         """After init_from: warm start the rest, move to the device, build the loader."""
@@ -287,30 +238,36 @@ class Trainer:
         """The log line before the first step (size, batch, device, ...)."""
         return ""
 
+    def learning_rate(self, step: int, args, clock: Clock) -> float:
+        """The learning rate of this step: lr_at's warm-up and cosine over steps."""
+        return lr_at(step, args)
+
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
+        """One optimizer step at learning rate `lr` on --batch units; returns its losses as
+        detached tensors on the device (never .item(): that would sync every step)."""
+        raise NotImplementedError
+
     def evaluate(self) -> dict[str, float]:
         raise NotImplementedError
 
     def val_line(self, v: dict[str, float]) -> str:
         return " ".join(f"{k} {x:.4f}" for k, x in v.items())
 
-    def train_step(self, step: int, lr: float) -> int:
-        """One optimizer step at learning rate `lr`; returns the images (or pairs) it used."""
-        raise NotImplementedError
-
-    def progress(self, step: int, lr: float, meter: "Meter", clock: "Clock") -> tuple[dict, str]:
-        """Every --log-every steps: (history entry, log line)."""
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """After the last step: fold the losses not yet logged into the record."""
-
-    def record(self, wall: float, meter: "Meter") -> dict:
-        """The trainer's own fields of the run's record (before lr_last and run_record's)."""
+    def record(self) -> dict:
+        """The trainer's own fields of the run's record (run adds the losses, speed and run_record's)."""
         return {}
 
     def export(self, meta: dict) -> str:
         """Write what ships; returns the closing log line."""
         raise NotImplementedError
+
+
+def train(trainer_class: Callable[..., Trainer], args) -> dict:
+    """A trainer's main: build it on the device for the parsed `args` and run it (its run
+    folder is --run-dir, by default runs/<its name>)."""
+    device = setup_device(args)
+    trainer = trainer_class(args, device)
+    return run(trainer, args, device, Path(args.run_dir or f"runs/{trainer.name}"))
 
 
 def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
@@ -330,26 +287,31 @@ def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
 
     def run_meta(final: bool) -> dict:
         wall = clock.elapsed
-        meta = {**t.record(wall, meter), "lr_last": lr, **run_record(step, start, wall, device, validator)}
+        meta = {**t.record(), "train": {k: round(v, 5) for k, v in train.items()},
+                f"{t.unit}_per_s_this_run": round(meter.rate, 2), "lr_last": lr,
+                **run_record(step, start, wall, device, validator)}
         return meta if final else {**meta, "history": history}
 
     def save(meta: dict) -> None:
         save_state(run_dir, step, t.modules, t.optimizers, {**meta, "args": vars(args)},
                    generators=t.generators or None)
 
-    clock, meter = Clock(args.minutes, args.save_every_min), Meter()
-    lr = lr_at(step, args)
+    clock, meter, losses = Clock(args.minutes, args.save_every_min), Meter(), LossMeans()
+    train: dict[str, float] = {}   # the mean losses of the latest log window
+    lr = t.learning_rate(step, args, clock)
     while step < max_steps and not clock.out_of_time():
-        lr = lr_at(step, args)
-        n = t.train_step(step, lr)
+        lr = t.learning_rate(step, args, clock)
+        losses.add(t.train_step(step, lr))
         step += 1
         if t.ema is not None:
             ema_update(t.ema, t.model, args.ema, step)
-        meter.tick(n)
+        meter.tick(args.batch)
         if step % args.log_every == 0 or t.log_first_step and step == 1:
-            entry, line = t.progress(step, lr, meter, clock)
-            history.append(entry)
-            log(line)
+            train, rate = losses.take(), meter.window_rate()
+            history.append({"step": step, **{k: round(v, 5) for k, v in train.items()}, "lr": lr,
+                            f"{t.unit}_per_s": round(rate, 1)})
+            log(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in train.items())
+                + f" lr {lr:.2e} {rate:.1f} {t.unit}/s {clock.elapsed / 60:.1f} min")
         if validator.due(step):
             log(f"step {step} " + t.val_line(validator(step)))
             meter.pause()
@@ -357,8 +319,9 @@ def run(trainer: Trainer, args, device: torch.device, run_dir: Path) -> dict:
             save(run_meta(False))
             meter.pause()
 
-    # the end: the last losses, a final validation, the resume state, what ships
-    t.finish()
+    # the end: the losses not yet logged, a final validation, the resume state, what ships
+    if losses:
+        train = losses.take()
     if not validator.history or validator.history[-1]["step"] != step:
         log(f"step {step} " + t.val_line(validator(step)))
     if args.decay_steps and step < args.warmup + args.decay_steps:

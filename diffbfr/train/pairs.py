@@ -4,8 +4,6 @@
     tem128  HQ face           none                                      the HQ face
     irm64   HQ face at 64 px  LQ face at 64 px                          the LQ face at 64 px
     irm128  HQ face           [stage-1 stand-in upsampled, LQ at 128]   the stage-1 stand-in
-                              (live=True: the real stage 1's result, made per batch by
-                              live_stage1.py)
 
 The *start* is the image the app's truncated sampler noises before its first step. Training
 part of the noisy inputs from it (instead of from the target) teaches the network the input it
@@ -47,7 +45,7 @@ def area(img: np.ndarray, size: int) -> np.ndarray:
 SKIPPED_SHARE = 0.25  # of irm128's stand-ins that are the LQ face itself (stage 1 skipped)
 
 
-COND_SIGMA = 0.05     # largest conditioning-augmentation noise on a stage-1 input (also live_stage1.py)
+COND_SIGMA = 0.05     # largest conditioning-augmentation noise on a stage-1 input
 
 
 def cond_noised(up: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -76,9 +74,8 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, pack: PackDataset, model: str, seed: int, indices=None, fixed: bool = False,
-                 crop: int = 0, live: bool = False):
+                 crop: int = 0):
         self.pack, self.model, self.seed, self.fixed, self.crop = pack, model, seed, fixed, crop
-        self.live = live and model == "irm128"
         self.indices = list(range(len(pack))) if indices is None else list(indices)
 
     def __len__(self):
@@ -100,11 +97,6 @@ class PairDataset(torch.utils.data.Dataset):
         if self.model == "irm64":
             lq64 = chw(area(lq, HALF_FRAME))
             return chw(area(hq, HALF_FRAME)), lq64, lq64
-        if self.live:  # live_stage1.LiveStage1 runs the real stage 1 on the batch, then crops
-            skipped = rng.random() < SKIPPED_SHARE
-            stage1 = cond_noised(chw(lq), rng)   # kept where skipped, replaced by the real stage 1 elsewhere
-            return (chw(hq), torch.cat([stage1, chw(lq)]), stage1, chw(area(lq, HALF_FRAME)),
-                    torch.tensor(not skipped))
         stage1 = stage1_standin(hq, lq, rng)
         return self._crop(rng, chw(hq), torch.cat([stage1, chw(lq)]), stage1)
 

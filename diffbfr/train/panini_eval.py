@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from ..frame import to_images
+from ..image_out import stage_strip
+from ..metrics import psnr_per_image
 from ..nets.panini_prior import d_logistic_loss
 from .panini_steps import autocast
 
@@ -44,8 +46,7 @@ def prior_val(g_ema, d, feats, enc, held, train_real, z, device, batch: int, bf1
         with autocast(device, bf16):
             rec = torch.cat(in_batches(lambda x: g_ema.synthesis(enc(x, w_avg=g_ema.w_avg)[1], noise_mode="const")
                                        .float().clamp(-1, 1), held, batch, device))
-        mse = (rec - held.to(device)).square().mean((1, 2, 3)) / 4  # range 2
-        out["val_rec_psnr"] = (-10 * torch.log10(mse + 1e-10)).mean().item()
+        out["val_rec_psnr"] = psnr_per_image(rec, held.to(device), 2.0).mean().item()
     return out
 
 
@@ -59,17 +60,16 @@ def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> di
             for s in range(0, len(hq), batch):
                 with autocast(device, bf16):
                     o = net(lq[s:s + batch].to(device), noise_mode="const")
-                err = o["image"].float().clamp(-1, 1) - hq[s:s + batch].to(device)
-                l1 += err.abs().mean((1, 2, 3)).sum().item()
-                psnr += (-10 * torch.log10(err.square().mean((1, 2, 3)) / 4 + 1e-10)).sum().item()  # PSNR, range 2
+                image, target = o["image"].float().clamp(-1, 1), hq[s:s + batch].to(device)
+                l1 += (image - target).abs().mean((1, 2, 3)).sum().item()
+                psnr += psnr_per_image(image, target, 2.0).sum().item()
                 share += sum(m.float().mean(1) for m in o["masks"].values()).sum().item() / len(o["masks"])
             tag = "" if name == "ema" else f"_{name}"
             out[f"val_l1_{level}{tag}"] = l1 / len(hq)
             if name == "ema":
                 out[f"val_psnr_{level}"], out[f"val_prior_{level}"] = psnr / len(hq), share / len(hq)
                 # the LQ face itself (the degraded face brought back to 128 px): the bar to beat
-                mse = (lq.float().clamp(-1, 1) - hq.float()).square().mean((1, 2, 3)) / 4
-                out[f"val_psnr_{level}_lq"] = (-10 * torch.log10(mse + 1e-10)).mean().item()
+                out[f"val_psnr_{level}_lq"] = psnr_per_image(lq.float().clamp(-1, 1), hq, 2.0).mean().item()
         net.train(modes[name])
     out["val_loss"] = sum(out[f"val_l1_{lv}"] for lv in lqs) / len(lqs)
     out["val_loss_raw"] = sum(out[f"val_l1_{lv}_raw"] for lv in lqs) / len(lqs)
@@ -95,19 +95,8 @@ def sample_sheet(b: dict, prior: bool, val, path: Path, device, n: int = 16) -> 
             rows = [sum(([to_images(val["lqs"][lv][k:k + 1])[0], outs[lv][k]] for lv in outs), []) + [hq[k]]
                     for k in range(len(hq))]
     path.parent.mkdir(parents=True, exist_ok=True)
-    strips = [strip(r) for r in rows]
+    strips = [stage_strip(r, r[0].shape[0]) for r in rows]
     width = max(s.shape[1] for s in strips)  # a short row (few held-out faces) is padded with white
     strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips]
     Image.fromarray(np.concatenate(strips)).save(path, format="PNG", compress_level=1)
     return path
-
-
-def strip(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Same-size faces side by side on white, `gap` px apart (one row of the sample sheet)."""
-    size = images[0].shape[0]
-    out = np.full((size, len(images) * size + (len(images) - 1) * gap, 3), 255, np.uint8)
-    for i, tile in enumerate(images):
-        out[:, i * (size + gap): i * (size + gap) + size] = tile
-    return out
-
-

@@ -247,7 +247,6 @@ class PaniniTrainer(Trainer):
         self.model, self.ema, self.d, self.opt, self.d_opt = b["model"], b["ema"], b["d"], b["opt"], b["d_opt"]
         self.enc = b.get("enc")
         self.feats = features(self.d.config.features) if args.disc == "projected" else None
-        self.last, self.sums, self.n = {}, {}, 0
 
     def started(self, step: int, start: dict) -> None:
         args, device, cuda = self.args, self.device, self.cuda
@@ -318,34 +317,19 @@ class PaniniTrainer(Trainer):
                 f"(+ D {sum(p.numel() for p in self.d.parameters()) / 1e6:.2f} M), "
                 f"batch {self.args.batch}, device {device_name(self.device)}, lr {self.args.lr}")
 
-    def train_step(self, step: int, lr: float) -> int:
+    def train_step(self, step: int, lr: float) -> dict[str, torch.Tensor]:
         args, device = self.args, self.device
         hq, lq = (x.to(device, non_blocking=True) for x in next(self.data))
         if self.cuda:
             hq, lq = (x.contiguous(memory_format=torch.channels_last) for x in (hq, lq))
         set_lr(self.opt, lr)
         set_lr(self.d_opt, lr * (R1_INTERVAL / (R1_INTERVAL + 1) if args.disc == "stylegan" else 1.0))
-        out = self.step(hq, lq, step)
-        for k, v in out.items():  # summed on the device: no sync per step
-            self.sums[k] = self.sums.get(k, 0) + v
-        self.n += 1
-        return hq.shape[0]
+        return self.step(hq, lq, step)
 
-    def progress(self, step, lr, meter, clock):
-        self.last, self.sums, self.n = {k: round(float(v) / self.n, 5) for k, v in self.sums.items() if k != "r1"}, {}, 0
-        ips = meter.window_rate()
-        return ({"step": step, **self.last, "lr": lr, "img_per_s": round(ips, 1)},
-                f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in self.last.items())
-                + f" lr {lr:.2e} {ips:.1f} img/s {clock.elapsed / 60:.1f} min")
-
-    def finish(self) -> None:
-        if self.n:
-            self.last = {k: round(float(v) / self.n, 5) for k, v in self.sums.items() if k != "r1"}
-
-    def record(self, wall: float, meter) -> dict:
+    def record(self) -> dict:
         return {"model": self.args.stage, "config": self.config, "batch": self.args.batch,
-                "img_per_s_this_run": round(meter.rate, 2), "train": self.last, "val_faces": len(self.val_idx),
-                "train_faces": len(self.train_idx), "pack": str(self.args.pack), "params": self.params}
+                "val_faces": len(self.val_idx), "train_faces": len(self.train_idx), "pack": str(self.args.pack),
+                "params": self.params}
 
     def export(self, meta: dict) -> str:
         # the shipped EMA weights and a sample sheet

@@ -16,8 +16,8 @@ patch, so we use 32 px (16 patches per face, 16 px at the coarse scale).
 Fitting keeps, per image, the patches whose mean sigma exceeds 0.75 x the
 sharpest patch's (the original's rule), so flat background does not count.
 
-CLI:  python -m diffbfr.train.niqe fit   [--data-dir D] [--out diffbfr/train/niqe_utk.json] ...
-      python -m diffbfr.train.niqe score IMAGE...
+CLI:  python -m diffbfr.niqe fit   [--data-dir D] [--out diffbfr/niqe_utk.json] ...
+      python -m diffbfr.niqe score IMAGE...
 The model file is plain JSON (no pickle).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma as G
 
-from .data import default_data_dir
+from .train.data import default_data_dir
 
 PATCH = 32
 SHARP_FRACTION = 0.75
@@ -278,7 +278,7 @@ def _cmd_score(a) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m diffbfr.train.niqe", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m diffbfr.niqe", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="fit the pristine model on sharp UTKFace train crops")
     f.add_argument("--data-dir", default=None, help="default: diffbfr.train.data.default_data_dir()")
