@@ -64,7 +64,7 @@ def run_stages(model: Model, jobs: list[dict[str, np.ndarray]], s, seeds: Sequen
     Returns per job {"images", "info", "timings", "computed"}."""
     report = progress or silent
     per = per_face(s, len(jobs))
-    seeds = [x.seed for x in per] if seeds is None else list(seeds)
+    seeds = [model.method.seed_of(x) for x in per] if seeds is None else list(seeds)
     images = [dict(j) for j in jobs]
     out = [{"images": im, "info": {}, "timings": {}, "computed": []} for im in images]
     stages = model.method.upstream(upto) if upto else model.method.stages

@@ -31,8 +31,7 @@ def test_dependencies_are_derived_from_the_stage_table():
     assert DIFFBFR.key_fields("irm64") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta")
     assert DIFFBFR.key_fields("tem") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta", "irm2_start",
                                          "irm128_steps", "tem_t", "tem_steps", "tem_eta")
-    assert [DIFFBFR.first_affected(f) for f in ("irm_start", "irm2_start", "tem_steps", "seed")] == \
-        ["irm64", "irm128", "tem", "irm64"]
+    assert DIFFBFR.seed_of(DiffBFRSettings(seed=7)) == 7 and methods.get("panini").seed_of(None) == 0
     assert DIFFBFR.nfe(DiffBFRSettings(irm_start=0, tem_t=3)) == {"irm64": 0, "irm128": 4, "tem": 2}
     assert DIFFBFR.labels == {"lq": "LQ", "irm64": "IRM 64", "irm128": "IRM 128", "tem": "TEM"}
 
@@ -47,6 +46,8 @@ def test_a_stage_reading_a_later_stage_is_rejected():
     with pytest.raises(ValueError, match="unknown settings"):
         Method("bad", "Bad", DummySettings, (Stage("a", "A", (INPUT,), ("nope",), run, lambda s: 0),),
                (), lambda p: None, lambda seed: {})
+    with pytest.raises(ValueError, match="unknown settings"):   # the seed is a declared field, not a guess
+        Method("bad", "Bad", DummySettings, (), (), lambda p: None, lambda seed: {}, seed="nonce")
 
 
 # ---------------------------------------------------------------- settings surfaces

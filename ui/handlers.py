@@ -334,7 +334,8 @@ class Handlers(RestoreAPI):
             progress(0.1, desc=f"{methods.get(r.method).title}: 4 samples per face")
             with self._serving():
                 maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
-                                     [stochastic(f.settings) for f in r.faces], runner=restorer.runner,
+                                     [stochastic(restorer.model.method, f.settings) for f in r.faces],
+                                     runner=restorer.runner,
                                      over=[f.stages.result for f in r.faces])
             for f, u in zip(r.faces, maps):
                 items += [(upscale_nearest(u.overlay, 256), f"Face {f.index + 1} · where it guesses"),

@@ -45,12 +45,8 @@ class PaniniSettings:
                               "instead of from your photo. 0 = as trained for this kind of damage; higher "
                               "= more invented detail (a cleaner but more generic face); lower = closer "
                               "to your photo, defects included.", advanced=False)
-
-    @property
-    def seed(self) -> int:
-        """The photo path seeds each face from `settings.seed`; Panini-Net draws nothing random,
-        so this is a constant and not a knob (a slider that changes nothing would mislead)."""
-        return 0
+    # no seed: Panini-Net draws nothing random (Method.seed is None), and a slider that changes
+    # nothing would mislead
 
 
 def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
