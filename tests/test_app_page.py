@@ -41,8 +41,11 @@ def test_settings_from_ui_and_identity_text():
                                 tem_steps=2, seed=5)
     with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 1000; got 1500"):
         settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, 4, None, 2, 5, 0.0])   # refused, never clamped
-    assert identity_meaning(None).startswith("n/a")
-    assert "same person" in identity_meaning(0.3) and "drifted" in identity_meaning(0.9)
+    assert identity_meaning(None, DIFFBFR).startswith("n/a")
+    assert "same person" in identity_meaning(0.3, DIFFBFR)
+    # the advice is the method's own: no DiffBFR wording under Panini-Net's result
+    assert identity_meaning(0.9, DIFFBFR) == "identity drifted: try a lower IRM start step"
+    assert identity_meaning(0.9, methods.get("panini")) == "identity drifted: try a lower prior strength"
 
 
 def test_weights_notice_follows_the_manifest():

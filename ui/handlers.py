@@ -28,6 +28,7 @@ from .restore_api import RestoreAPI
 from .session import Upload
 from .state import AppState
 from .views import (
+    auto_words,
     details_markdown,
     face_choices,
     faces_preview,
@@ -40,9 +41,6 @@ from .views import (
 
 log = logging.getLogger("diffbfr.app")
 TOAST_S = 6   # warnings fade instead of piling up over new results
-AUTO_OFF = ("**Auto is off**: these are the sliders' settings, the same for every face (moving the "
-            "fidelity slider or a start step switches Auto off). Tick **Auto** to let it choose each "
-            "face's start steps again.")
 
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
@@ -194,8 +192,11 @@ class Handlers(RestoreAPI):
             status = f"Restoring with {' and '.join(methods.get(n).title for n in shown)}…"
         else:
             status = self._loaded(up) if up is not None else ""
+        with_auto = [n for n in shown if self.app.restorers[n].auto is not None]
+        words = auto_words(methods.get(with_auto[0])) if with_auto else {}
         return list(cleared(self.method_outputs, status=status, preview=None,
-                            auto=gr.update(visible=any(self.app.restorers[n].auto is not None for n in shown)),
+                            auto=gr.update(visible=bool(with_auto), **{k: words[k] for k in ("label", "info")
+                                                                      if k in words}),
                             **{f"{n}-simple": gr.update(visible=n in shown) for n in self.simple_names}))
 
     def settings_for(self, name: str, values) -> object:
@@ -239,8 +240,9 @@ class Handlers(RestoreAPI):
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
         status += "".join(f"\n- {n}" for n in up.notices)
-        if not c.auto and any(self.app.restorers[n].auto is not None for n in names):
-            status += f"\n- {AUTO_OFF}"   # the fidelity slider or a start step switched it off: say so
+        with_auto = [n for n in names if self.app.restorers[n].auto is not None]
+        if not c.auto and with_auto:   # the fidelity slider or a calibrated setting switched it off: say so
+            status += f"\n- {auto_words(methods.get(with_auto[0]))['off']}"
         shown = {"state": up, "status": status,
                  # one face shows its picker too when the detector is unsure of it (untick: leave it)
                  "pick": gr.update(choices=face_choices(first.found), visible=not c.aligned and (

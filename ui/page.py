@@ -17,7 +17,7 @@ from .files import is_aligned_example
 from .handlers import Handlers
 from .outputs import LOAD, PHOTO
 from .state import BOTH, AppState, example_files, example_rows
-from .views import weights_notice
+from .views import auto_words, weights_notice
 
 SCALE_CHOICES = [("Auto", "auto"), ("Same size", "1"), ("2x", "2"), ("4x", "4")]
 # what a restore reads after the session, in this order (handlers.Controls), then every slider
@@ -138,11 +138,9 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
                                             label=f"{method.simple.label} ({method.title})",
                                             info=method.simple.help, elem_id=f"{name}-simple",
                                             visible=name == first)
-    has_auto = any(r.auto is not None for r in app.restorers.values())
-    c["auto"] = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
-                            info="Each face gets settings calibrated for its estimated degradation "
-                                 "(shown under the result). Moving the fidelity slider or a start step "
-                                 "switches it off; tick it again to go back.",
+    with_auto = [n for n, r in app.restorers.items() if r.auto is not None]
+    words = auto_words(methods.get(with_auto[0] if with_auto else first))
+    c["auto"] = gr.Checkbox(bool(with_auto), label=words["label"], info=words["info"],
                             visible=app.restorers[first].auto is not None, elem_id="auto")
     return gr.Column(elem_id="examples_side")
 
@@ -229,11 +227,11 @@ def _wire_photo(c: dict, h: Handlers, sliders: list, examples) -> None:
 
 
 def _wire_tuning(c: dict, h: Handlers, sliders: list) -> None:
-    """Every setting reruns live what it affects; moving a start step switches Auto off."""
+    """Every setting reruns live what it affects; moving a setting Auto chooses switches Auto off."""
     inputs, outputs, tune = _inputs(c, sliders), [c[n] for n in PHOTO], _tune(c)
     manual = {f for r in h.app.restorers.values() if r.auto is not None for f in r.auto.calibration.fields}
     for sl, (_, k) in zip(sliders, h.layout):
-        if k.name in manual:  # moving a start-step slider means "I choose": Auto off
+        if k.name in manual:  # moving a slider Auto would set means "I choose": Auto off
             sl.release(lambda: gr.update(value=False), None, [c["auto"]], **PRIVATE) \
                 .then(h.on_tune, inputs, outputs, **tune)
         else:

@@ -88,6 +88,10 @@ class Method:
     # single draws differ step by step turned on, any average of several draws cut to one draw
     # (a mean hides the disagreement the map measures). Empty: the settings as they are.
     uncertainty_settings: dict = field(default_factory=dict)
+    # The page's words for the settings Auto chooses per face (its calibration's fields), as
+    # (all of them, one of them), and its advice when a result drifted from the person
+    auto_words: tuple[str, str] = ("settings", "a setting")
+    drift_hint: str = ""
 
     def __post_init__(self):
         known = {INPUT}

@@ -203,6 +203,8 @@ DIFFBFR = Method(
     # the uncertainty map: IRM's sampler with fresh noise at every step, and single stage-1 draws
     # (the 4-sample mean left a spread of ~1 grey level instead of 2-5)
     uncertainty_settings={"eta": 1.0, "irm64_samples": 1},
+    auto_words=("start steps", "a start step"),
+    drift_hint="try a lower IRM start step",
     description="Two cascaded conditional diffusion models (IRM, 64 then 128 px) with truncated "
                 "sampling from the noised low-quality face, then an unconditional clean-face model "
                 "(TEM) that repaints fine texture from a small timestep.",

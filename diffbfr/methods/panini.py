@@ -126,6 +126,7 @@ PANINI = Method(
     load_network=load_network,
     assemble=assemble,
     tiny_networks=tiny_networks,
+    drift_hint="try a lower prior strength",
     description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "
                 "encoder reads the low-quality photo. At every scale from 4 to 64 px the two are "
                 "mixed feature by feature, and how much comes from the prior depends on how damaged "
