@@ -27,7 +27,7 @@ from .auto import Auto
 from .device import DeviceError, resolve_device
 from .image_out import save_png
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image
-from .photo import PhotoRestorer
+from .photo import PhotoOptions, PhotoRestorer
 
 DEFAULT_METHOD = "diffbfr"
 # --max-pixels is checked like a setting (settings.check_value: a whole number in range, never
@@ -91,12 +91,17 @@ def output_names(files: list[Path]) -> dict[Path, str]:
     return {f: f.stem if stems.count(f.stem) == 1 else f.name.replace(".", "_") for f in files}
 
 
-def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, aligned: bool,
-                 max_pixels: int, scale: int | str = 1, thorough: bool = False, auto: bool = False) -> dict:
+def options_from(args: argparse.Namespace) -> PhotoOptions:
+    """The photo path's options from the flags."""
+    return PhotoOptions(aligned=args.aligned, scale=args.upscale, thorough=args.thorough, auto=args.auto)
+
+
+def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, options: PhotoOptions,
+                 max_pixels: int) -> dict:
     t0 = time.perf_counter()
     loaded = load_image(path, max_pixels=max_pixels)
     load_s = time.perf_counter() - t0
-    res = restorer.restore(loaded.rgb, s, aligned, scale=scale, thorough=thorough, auto=auto)
+    res = restorer.restore(loaded.rgb, s, options)
     method = restorer.model.method
     written = [str(save_png(out_dir / f"{name}_restored.png", res.image))] if res.faces else []
     record = {"input": str(path), "size": [int(loaded.rgb.shape[1]), int(loaded.rgb.shape[0])],
@@ -160,9 +165,8 @@ def main(argv=None) -> int:
         print(f"ignored {p.name}: not an image file name", file=sys.stderr)
     for path in files:
         try:
-            rec = restore_file(restorer, path, out_dir, names[path], args.settings, args.aligned,
-                               args.max_pixels, args.upscale if args.upscale == "auto" else int(args.upscale),
-                               args.thorough, args.auto)
+            rec = restore_file(restorer, path, out_dir, names[path], args.settings, options_from(args),
+                               args.max_pixels)
         except Exception as exc:  # a bad file is reported, the rest of the folder still runs
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
             print(f"skipped {path.name}: {reason}", file=sys.stderr)

@@ -106,12 +106,12 @@ def test_cli_json_is_the_result_record(tmp_path):
     """NAME.json is PhotoResult.to_record() (the record the app's API returns too) plus what only
     the CLI knows: the input, its size, the files written and the load time."""
     from diffbfr import methods
-    from diffbfr.photo import restore_photo
+    from diffbfr.photo import PhotoOptions, restore_photo
     out = tmp_path / "out"
     assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", *FAST]) == 0
     rec = json.loads((out / "astronaut_face_aligned.json").read_text())
     face = np.asarray(Image.open(FACE).convert("RGB"))
-    ref = restore_photo(methods.tiny("diffbfr"), face, aligned=True, identity=False).to_record()
+    ref = restore_photo(methods.tiny("diffbfr"), face, options=PhotoOptions(aligned=True), identity=False).to_record()
     assert set(rec) == set(ref) | {"input", "size", "was_grey", "outputs"}
     assert set(rec["faces"][0]) == set(ref["faces"][0]) | {"stages_png"}
     assert rec["faces"][0]["stages"] == list(methods.get("diffbfr").labels.values())

@@ -19,7 +19,7 @@ from diffbfr.methods import panini as P
 from diffbfr.methods.panini import PANINI, PaniniSettings
 from diffbfr.nets.panini_dafi import PaniniNet
 from diffbfr.nets.panini_prior import Generator, TINY_GENERATOR
-from diffbfr.photo import PhotoRestorer, restore_faces
+from diffbfr.photo import PhotoOptions, PhotoRestorer, restore_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,7 +79,7 @@ def test_prior_shift_extremes_move_every_level(model):
 
 
 def test_photo_path_and_cli(model, tmp_path):
-    res = PhotoRestorer(model, identity=False).restore(FACE, PaniniSettings(prior_shift=2.0), aligned=True)
+    res = PhotoRestorer(model, identity=False).restore(FACE, PaniniSettings(prior_shift=2.0), PhotoOptions(aligned=True))
     assert res.method == "panini" and res.image.shape == FACE.shape and len(res.faces) == 1
     info = res.faces[0].stages.info["panini"]
     assert set(info["prior_share"]) == LEVELS

@@ -24,7 +24,7 @@ from diffbfr import settings as S
 from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator, auto_settings
 from diffbfr.cli import main
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
@@ -251,7 +251,7 @@ def test_auto_stays_within_the_trained_range(limited):
     assert (s.irm_start, s.irm2_start, s.tem_t, s.irm64_steps) == (400.0, 300.0, 10.0, 1)
     face = np.asarray(Image.open(FACE).convert("RGB"))
     res = PhotoRestorer(limited, identity=False, auto=Auto(Estimator.tiny(), wild)).restore(
-        face, DiffBFRSettings(**FAST, tem_t=5.0), aligned=True, auto=True)
+        face, DiffBFRSettings(**FAST, tem_t=5.0), PhotoOptions(aligned=True, auto=True))
     f = res.faces[0].settings
     assert f.irm_start <= 400 and f.irm2_start <= 300 and f.tem_t <= 10
 
@@ -260,7 +260,7 @@ def test_no_caller_reaches_an_untrained_timestep(limited, tmp_path, monkeypatch,
     face = np.asarray(Image.open(FACE).convert("RGB"))
     with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 400"):
         PhotoRestorer(limited, identity=False).restore(face, DiffBFRSettings(irm_start=500, tem_t=5.0, **FAST),
-                                                       aligned=True)
+                                                       PhotoOptions(aligned=True))
     h = handlers_for(limited, tmp_path, monkeypatch)
     assert "irm2_start must be a number from 0 to 300" in api_error(h, '{"irm2_start": 301}')
     _, _, record = h.api_restore(str(FACE), "diffbfr", True, json.dumps({**FAST, "irm_start": 400}))

@@ -13,7 +13,7 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 from diffbfr.stage_cache import LRUCache, image_key
 from diffbfr.work_budget import LOOK_HARDER_S, WORK_BUDGET_S, face_work, fit, scaled_counts
 from ui.handlers import Handlers
@@ -104,7 +104,7 @@ def test_the_app_restores_every_face_with_fewer_steps_and_says_so(two_people, on
     key = image_key(two_people)
     detections.put((key, False, True), detections.get((key, False, False)))
     harder = PhotoRestorer(model, identity=False, work_budget=budget + LOOK_HARDER_S, detections=detections)
-    capped_harder = harder.restore(two_people, heavy, thorough=True)
+    capped_harder = harder.restore(two_people, heavy, PhotoOptions(thorough=True))
     assert capped_harder.work["budget_s"] == pytest.approx(budget)
     assert capped_harder.work["lowered"] == record["work"]["lowered"]   # the faces got what was left
     assert any('"Look harder" spent' in n for n in capped_harder.notices)

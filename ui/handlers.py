@@ -18,7 +18,7 @@ from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.image_out import upscale_nearest
 from diffbfr.imageio import ImageError, load_image, release_memory
-from diffbfr.photo import is_unsure
+from diffbfr.photo import PhotoOptions, is_unsure
 from diffbfr.stage_cache import image_key
 from diffbfr.uncertainty import stochastic, uncertainties
 
@@ -69,6 +69,11 @@ class Controls:
     def read(cls, args) -> "Controls":
         path, aligned, choice, scale, thorough, auto, *values = args
         return cls(path, bool(aligned), choice, scale, bool(thorough), bool(auto), tuple(values))
+
+    def options(self, select) -> PhotoOptions:
+        """The photo path's options these controls ask for, restoring the faces `select`."""
+        return PhotoOptions(self.aligned, select, "auto" if self.scale in (None, "auto") else self.scale,
+                            self.thorough, self.auto)
 
 
 class Handlers(RestoreAPI):
@@ -282,10 +287,8 @@ class Handlers(RestoreAPI):
     def _restore(self, name: str, rgb: np.ndarray, key: str, select, c: Controls, progress=None):
         """One method on one photo, the way every button and slider asks for it (and the
         example warm-up, whose cache entries must be the ones a click looks up)."""
-        return self.app.restorers[name].restore(
-            rgb, self.settings_for(name, c.values), c.aligned, key=key, select=select,
-            progress=progress, scale="auto" if c.scale in (None, "auto") else int(c.scale), thorough=c.thorough,
-            auto=c.auto)
+        return self.app.restorers[name].restore(rgb, self.settings_for(name, c.values), c.options(select), key=key,
+                                                progress=progress)
 
     def warm_examples(self, examples: list[tuple[str, bool]], pause_s: float = 0.2) -> int:
         """Restore each example (path, is an aligned face) with the page's default method and

@@ -15,6 +15,7 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.imageio import ImageError, check_file, load_image, release_memory
+from diffbfr.photo import PhotoOptions
 from diffbfr.stage_cache import image_key
 
 from .views import gallery_items, without_paths
@@ -83,8 +84,8 @@ class RestoreAPI:
             use_auto = want_auto and bool(calibrated) and not overridden
             loaded = load_image(image)   # one call: not kept in the tabs' UploadStore
             with self._serving():
-                result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
-                                          auto=use_auto)
+                result = restorer.restore(loaded.rgb, s, PhotoOptions(aligned=aligned, scale=out_scale, auto=use_auto),
+                                          key=image_key(loaded.rgb))
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(without_paths(exc)) from None
         finally:
