@@ -14,6 +14,7 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr.faces.align import align_crop
 from diffbfr.methods import DiffBFRSettings
+from diffbfr.face_stages import worker_runner
 from diffbfr.photo import PhotoOptions, PhotoRestorer, restore_face, restore_faces, restore_photo
 from diffbfr.stage_cache import LRUCache, image_key
 
@@ -232,3 +233,17 @@ def test_photo_options_are_one_checked_record():
     assert PhotoOptions(scale="auto").scale == "auto" and PhotoOptions().auto
     with pytest.raises(ValueError, match="scale must be one of"):
         PhotoOptions(scale=3)
+
+
+@pytest.mark.parametrize("crosses", [True, False])
+def test_worker_runner_sends_the_model_by_name(model, crosses):
+    """The app's runner (a ZeroGPU worker on a Space): the model travels by name, and progress
+    goes along only where it can cross to the worker; the images are the plain run's."""
+    names, seen = [], []
+
+    def wrap(fn):   # what spaces.GPU does, minus the other process
+        return lambda method, *a, **k: names.append(method) or fn(method, *a, **k)
+    runner = worker_runner({"diffbfr": model}, wrap, progress_crosses=crosses)
+    (st,) = restore_faces(model, [FACE], FAST, runner=runner, progress=lambda f, m: seen.append(m))
+    assert names == ["diffbfr"] and bool(seen) == crosses
+    assert np.array_equal(st.result, restore_face(model, FACE, FAST).result)
