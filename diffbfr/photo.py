@@ -22,7 +22,7 @@ from .faces.align import AlignedFace, align_crop, find_faces
 from .faces.detect import DlibDetector
 from .faces.identity import face_embedding
 from .faces.models import load_once
-from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back, paste_notices
+from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back, paste_notices, upscale
 from .frame import FRAME, is_square
 from .grey import grey_rgb, is_nearly_grey
 from .image_out import stage_strip
@@ -127,7 +127,7 @@ class FaceResult:
 @dataclass
 class PhotoResult:
     image: np.ndarray             # the restored photo
-    before: np.ndarray            # the input photo
+    before: np.ndarray            # the input photo (greyed when it was nearly grey: what was restored)
     faces: list[FaceResult]       # the restored faces (the selected ones)
     found: list[AlignedFace]      # every face found, selected or not
     notices: list[str]
@@ -137,6 +137,11 @@ class PhotoResult:
     aligned: bool = False
     scale: int = 1                # the output is this many times the input's size
     work: dict | None = None      # the app's bound on the request's work, when it applied (WorkFit.record)
+
+    def before_at_scale(self) -> np.ndarray:
+        """The input photo at the output's size, upscaled as the background under the pasted
+        faces was: the 'before' of a before/after view."""
+        return upscale(self.before, self.scale)
 
     def to_record(self, load_notices: Sequence[str] = ()) -> dict:
         """The one JSON record of a restore, for the CLI (NAME.json), the app's API and scripts:

@@ -11,7 +11,7 @@ import app as app_module
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
-from tests.app_calls import DIFFBFR, FACE, ROOT, app_handlers, call, noprogress, quiet, values
+from tests.app_calls import DIFFBFR, FACE, ROOT, app_handlers, call, noprogress, quiet, restore_api, values
 from ui import page as ui_page
 from ui.handlers import Controls, Handlers
 from ui.outputs import PHOTO
@@ -140,10 +140,10 @@ def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, 
     photo = tmp_path / "portrait.png"
     photo.write_bytes(FACE.read_bytes())
     with pytest.raises(gr.Error) as err:
-        h.api_restore(str(photo), "panini", True, "{}")
+        restore_api(h).restore(str(photo), "panini", True, "{}")
     texts.append(str(err.value))
     photo.write_bytes(FACE.read_bytes())
-    texts.append(json.dumps(h.api_restore(str(photo), "diffbfr", True, '{"irm64_steps": 1}')[2]))
+    texts.append(json.dumps(restore_api(h).restore(str(photo), "diffbfr", True, '{"irm64_steps": 1}')[2]))
     assert _paths_in(texts, ROOT) == []
     fallback = app_module.create_app(tmp_path / "nothing here", device="cpu")
     assert str(tmp_path) not in fallback.models["diffbfr"].label

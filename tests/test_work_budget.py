@@ -16,6 +16,7 @@ from diffbfr.methods import DiffBFRSettings
 from diffbfr.photo import PhotoOptions, PhotoRestorer
 from diffbfr.stage_cache import LRUCache, image_key
 from diffbfr.work_budget import LOOK_HARDER_S, WORK_BUDGET_S, face_work, fit, scaled_counts
+from tests.app_calls import restore_api
 from ui.handlers import Handlers
 from ui.state import AppState
 
@@ -116,6 +117,6 @@ def test_the_app_bounds_every_restore_and_the_api_record_says_it(tmp_path, monke
     assert all(r.work_budget == WORK_BUDGET_S for r in h.app.restorers.values())
     photo = tmp_path / "face.png"
     photo.write_bytes((ROOT / "examples" / "astronaut_face_aligned.png").read_bytes())
-    *_, record = h.api_restore(str(photo), "diffbfr", True, '{"irm64_steps": 50, "irm64_samples": 8, "tem_steps": 1}')
+    *_, record = restore_api(h).restore(str(photo), "diffbfr", True, '{"irm64_steps": 50, "irm64_samples": 8, "tem_steps": 1}')
     assert record["work"]["budget_s"] == WORK_BUDGET_S and record["work"]["lowered"]["irm64_steps"][0] == 50
     assert record["faces"][0]["nfe"]["irm64"] < 50 and any("Steps reduced" in n for n in record["notices"])

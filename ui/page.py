@@ -2,11 +2,12 @@
 
 build_demo lays the page out top to bottom (_photo_column, _result_column, _advanced,
 _examples), then wires the events (_wire_photo, _wire_tuning, _wire_method) and the one-call
-API (_api). Components are handed around by name, the names ui/outputs.py and the handlers use.
+API (_api: its hidden inputs made from RestoreAPI.restore's signature). Components are handed
+around by name, the names ui/outputs.py and the handlers use.
 """
 from __future__ import annotations
 
-import threading
+import inspect
 
 import gradio as gr
 
@@ -16,8 +17,10 @@ from .api_errors import PlainErrorBlocks
 from .files import is_aligned_example
 from .handlers import Handlers
 from .outputs import LOAD, PHOTO
+from .restore_api import RestoreAPI
 from .state import BOTH, AppState, example_files, example_rows
 from .views import auto_words, weights_notice
+from .warm_up import start_warm_up
 
 SCALE_CHOICES = [("Auto", "auto"), ("Same size", "1"), ("2x", "2"), ("4x", "4")]
 # what a restore reads after the session, in this order (handlers.Controls), then every slider
@@ -82,8 +85,9 @@ def method_choices(app: AppState) -> list[tuple[str, str]]:
 
 
 def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
-    """The page. warm_examples: restore the examples in the background (Handlers.warm_examples)."""
+    """The page. warm_examples: restore the examples in the background (ui/warm_up.py)."""
     h = Handlers(app, example_files())
+    api = RestoreAPI(app, h.files, h.in_flight)
     c: dict[str, gr.components.Component] = {}   # the page's components by name
     # PlainErrorBlocks: every failure, Gradio's own checks included, reaches people in words
     with PlainErrorBlocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
@@ -106,10 +110,9 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
         _wire_photo(c, h, sliders, examples)
         _wire_tuning(c, h, sliders)
         _wire_method(c, h, sliders)
-        _api(h, first=next(iter(app.restorers)))
+        _api(api)
     if warm_examples:
-        threading.Thread(target=h.warm_examples, args=(example_rows(),), daemon=True,
-                         name="warm-examples").start()
+        start_warm_up(h, example_rows())
     return demo
 
 
@@ -255,13 +258,27 @@ def _wire_method(c: dict, h: Handlers, sliders: list) -> None:
             .then(h.on_tune, inputs, outputs, **tune)
 
 
-def _api(h: Handlers, first: str) -> None:
+def api_inputs(fn) -> list[gr.components.Component]:
+    """An endpoint's hidden input components, one per parameter of `fn` (its one declaration),
+    each holding the parameter's default: a client's value for an argument it leaves out. The
+    parameter without a default is the photo; a bool is a checkbox; any other a text box."""
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.default is inspect.Parameter.empty:
+            out.append(PhotoInput(type="filepath", image_mode=None))
+        elif isinstance(p.default, bool):
+            out.append(gr.Checkbox(p.default))
+        else:
+            out.append(gr.Textbox(value=p.default))
+    return out
+
+
+def _api(api: RestoreAPI) -> None:
     """The one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON record;
     its defaults are the page's (README, "One-call API")."""
     with gr.Row(visible=False):
-        api_in = [PhotoInput(type="filepath", image_mode=None), gr.Textbox(value=first), gr.Checkbox(False),
-                  gr.Textbox(value="{}"), gr.Checkbox(True), gr.Textbox(value="auto")]  # auto, scale: as the page
+        api_in = api_inputs(api.restore)   # the page's defaults, as RestoreAPI.restore declares them
         api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
         # validator: the cheap refusals are answered when the call arrives, not after its turn
-        gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu",
-                          validator=h.api_check)
+        gr.Button().click(api.restore, api_in, api_out, api_name="restore", concurrency_id="gpu",
+                          validator=api.check)
