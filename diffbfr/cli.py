@@ -1,7 +1,7 @@
 """Restore the faces in photos from the command line.
 
-    python -m diffbfr.cli -i photo.jpg -o out/
-    python -m diffbfr.cli -i folder/ -o out/ --tem-t 20 --seed 3
+    python -m diffbfr.cli -i photo.jpg -o out/                   # Auto on, as on the page
+    python -m diffbfr.cli -i folder/ -o out/ --no-auto --tem-t 20 --seed 3
     python -m diffbfr.cli -i folder/ -o out/ --method diffbfr --help   # that method's settings
 
 For every input NAME with a face, writes into the output folder:
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import methods, paths
 from . import settings as S
-from .auto import Auto
+from .auto import CALIBRATION_FILE, Auto
 from .device import DeviceError, resolve_device
 from .image_out import save_png
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image
@@ -55,9 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-pixels", type=S.cli_value(int), default=None,
                    help=f"downscale larger photos to this many pixels ({MAX_PIXELS.lo}-{MAX_PIXELS.hi}, "
                         f"default {DEFAULT_MAX_PIXELS})")
-    p.add_argument("--auto", action="store_true",
-                   help="choose the start steps per face from its estimated degradation (calibrated: "
-                        "weights/<method>/auto_calibration.json); replaces the explicit start-step flags")
+    p.add_argument("--auto", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"choose the {method.auto_words[0]} per face from its estimated degradation "
+                        "(weights/<method>/auto_calibration.json). On by default, as on the page, where the "
+                        f"method has a calibration; off for a run whose flags name {method.auto_words[1]}, "
+                        "unless --auto is given. --no-auto: the settings as given, for every face")
     p.add_argument("--thorough", action="store_true",
                    help="look harder for faces: every detector pass on every photo (small and turned faces "
                         "in group photos; ~1.5 s more per photo on a 2-core CPU)")
@@ -93,7 +95,7 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 def options_from(args: argparse.Namespace) -> PhotoOptions:
     """The photo path's options from the flags."""
-    return PhotoOptions(aligned=args.aligned, scale=args.upscale, thorough=args.thorough, auto=args.auto)
+    return PhotoOptions(aligned=args.aligned, scale=args.upscale, thorough=args.thorough, auto=args.auto is not False)
 
 
 def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, options: PhotoOptions,
@@ -145,12 +147,19 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     auto = None
-    if args.auto:
+    if args.auto is not False:
         try:
             auto = Auto.for_method(args.weights, args.method, random_tiny=args.tiny)
         except (FileNotFoundError, ValueError) as exc:
-            print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
-            return 2
+            if args.auto:   # asked for by name
+                print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
+                return 2
+            if (methods.resolve_weights(args.weights, args.method) / CALIBRATION_FILE).is_file():
+                print(f"note: Auto is off: {exc}", file=sys.stderr)   # it has one, which did not load
+    named = [S.flag(f) for f in (auto.calibration.fields if auto else ()) if getattr(args, f) is not None]
+    if named and args.auto is None:   # as moving a start-step slider switches Auto off on the page
+        print(f"note: Auto is off: {', '.join(named)} named (--auto lets Auto choose them anyway)", file=sys.stderr)
+        auto = None
     restorer = PhotoRestorer(model, cache_size=16, auto=auto)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
