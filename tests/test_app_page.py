@@ -25,11 +25,11 @@ def model():
 
 
 def test_unavailable_method_says_why(model, monkeypatch):
-    from tests.test_methods import DUMMY
-    monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
-    h = Handlers(AppState({"diffbfr": model}, {"dummy": "no weights in weights/dummy"}), [])
+    from tests.test_third_method import TOY
+    monkeypatch.setitem(methods.METHODS, "toy", TOY)
+    h = Handlers(AppState({"diffbfr": model}, {"toy": "no weights in weights/toy"}), [])
     up = quiet(h.on_image, str(FACE))[0][0]
-    controls = Controls.read([None, True, "dummy", "1", False, False, *values()])
+    controls = Controls.read([None, True, "toy", "1", False, False, *values()])
     out, warned = quiet(h._run, up, controls, noprogress)
     status = dict(zip(PHOTO, out))["status"]
     assert "not available" in status and "no weights" in status and warned
