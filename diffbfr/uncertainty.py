@@ -11,9 +11,9 @@ or IRM 128 when Auto skips stage 1 for a lightly degraded face). The K copies ru
 (and what it reads) as one batch per step; the later stages, which refine what it drew, run
 once, on the first copy, giving the result the map is drawn over. Why not K full restorations:
 on a 2-core CPU batching saves almost nothing (K = 4 full restorations cost 4.3x one), while
-this costs ~2.1x one, and its map ranks the pixels by error about as well (Spearman 0.34 /
-0.25 / 0.16 vs 0.37 / 0.26 / 0.17 at light / medium / heavy; `python -m bench.uncertainty_vs_error
-[--stage tem]`). On a GPU the whole K-batch costs little more than one sample either way.
+this costs about 1.3x one, and its map ranks the pixels by error about as well (README's
+measurements: `python -m bench.uncertainty_vs_error --auto [--stage tem]`). On a GPU the whole
+K-batch costs little more than one sample either way.
 
 Generic over methods: a stage is random when it reads the method's seed setting
 (Method.seed). Randomness comes from the seeds (DiffBFR: the noise a truncated sampler starts

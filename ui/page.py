@@ -164,7 +164,7 @@ def _result_column(c: dict) -> None:
                             format="jpeg")
     c["face_files"] = gr.File(label="Per-face downloads", file_count="multiple", visible=False,
                               elem_id="face_files")
-    c["guess_btn"] = gr.Button("Where is it guessing? (4 samples per face, about 2x a restore)",
+    c["guess_btn"] = gr.Button("Where is it guessing? (4 samples per face, about 1.3x a restore)",
                                elem_id="guess")
     c["guess"] = gr.Gallery(label="Where the model is guessing (bright = samples disagree)", columns=4,
                             format="png", object_fit="contain", elem_id="guessing")
