@@ -282,9 +282,9 @@ class Handlers:
         return Controls(path, aligned, next(iter(self.app.restorers)), "auto", False, auto, tuple(values))
 
     def on_uncertainty(self, up, progress=gr.Progress()):
-        """Where is the model guessing: K = 4 samples of each restored face with per-step noise
-        (eta = 1) through its first sampling stage, batched; the per-pixel spread as a heat map
-        over the result on screen."""
+        """Where is the model guessing: K = 4 samples of each restored face at its method's
+        uncertainty settings (DiffBFR: per-step noise) through its first sampling stage,
+        batched; the per-pixel spread as a heat map over the result on screen."""
         if up is None or not up.last or not up.last[0].faces:
             warn("Restore a photo first.")
             return [], ""

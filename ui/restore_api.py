@@ -77,9 +77,9 @@ class RestoreAPI:
         and a JSON record. Arguments and defaults are the page's (README, "One-call API"):
         `settings_json` a JSON object of that method's settings (missing ones: the defaults;
         checked by diffbfr.settings.validate, which refuses, never clamps, a bad value);
-        `auto` (default on, as on the page) picks the start steps per face, except when the
-        settings name one of them (as moving a start-step slider switches Auto off on the
-        page); `scale` "auto" (the page's default), "1", "2" or "4"."""
+        `auto` (default on, as on the page) picks the settings Auto calibrates per face (DiffBFR:
+        the start steps), except when the settings name one of them (as moving such a slider
+        switches Auto off on the page); `scale` "auto" (the page's default), "1", "2" or "4"."""
         if not image:
             raise gr.Error(NO_PHOTO)
         if method not in self.app.restorers:
