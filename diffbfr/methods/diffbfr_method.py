@@ -30,8 +30,8 @@ from .base import INPUT, Method, Model, SimpleControl, Stage
 
 @dataclass(frozen=True)
 class DiffBFRSettings:
-    # Defaults chosen by bench.quality sweeps (weights/diffbfr/README.md, "Session 1's sweeps" and
-    # "Session 3's sweeps"): stage 2 repaints little (its start 100 beat 200 on PSNR and NIQE) and
+    # Defaults chosen by bench.quality sweeps (weights/diffbfr/HISTORY.md, "Sweeps that chose the
+    # default settings"): stage 2 repaints little (its start 100 beat 200 on PSNR and NIQE) and
     # TEM cleans more (20 beat 5 on both).
     irm_start: float = knob(200.0, 0, 1000, 10, "IRM start step",
                             "Noise put on the low-quality face before stage 1 (64 px). More noise: "
@@ -48,13 +48,13 @@ class DiffBFRSettings:
     # linearly with them (1000 stage-1 steps took 65 s per face through the API) for no visible
     # gain past a few tens. bench.speed builds its 1000-step baselines directly, unvalidated.
     # Stage 1's x0-L1 network is most faithful in few steps (each extra step re-noises it and moves
-    # it toward the mean face); 2 is also ~100 ms faster than 10 (the card's irm64_steps sweep).
+    # it toward the mean face); 2 is also ~100 ms faster than 10 (HISTORY.md's irm64_steps sweep).
     irm64_steps: int = knob(2, 1, 50, 1, "Sampling steps (stage 1)",
                             "Denoising steps of IRM stage 1: more gives finer texture but a little "
                             "less fidelity, and is slower (time grows linearly).")
     # Averaging stage-1 samples removes what the start noise alone decides: closer to the photo at
     # every level for a little texture, which TEM and the fidelity slider give back; 4 costs ~3
-    # stage-1 passes (the card's irm64_samples probe, "Session 4's probes").
+    # stage-1 passes (weights/diffbfr/HISTORY.md, "Session 4's probes").
     irm64_samples: int = knob(4, 1, 8, 1, "Stage-1 samples averaged",
                               "Stage 1 draws this many restorations (different noise) and hands stage 2 "
                               "their mean: closer to the photo, less invented; each costs one more stage-1 pass.")
