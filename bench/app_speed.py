@@ -2,7 +2,6 @@
 
     python -m bench.app_speed                 # real weights from weights/ if present, else tiny
     python -m bench.app_speed --tiny --json bench_out/app_speed.json
-    python -m bench.app_speed --full-random   # real architectures, random weights (no weights yet)
 
 Measures
 1. app start: `python app.py` in a subprocess, from spawn until its HTTP endpoint answers
@@ -28,9 +27,8 @@ from pathlib import Path
 
 from bench.app_process import AppProcess
 from diffbfr import methods
-from diffbfr.nets.unet import build
 from ui.handlers import Handlers
-from ui.state import _MODELS, AppState, create_app, gpu, stage_runner_for
+from ui.state import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"first_result_s": 3.0, "tem_rerun_s": 0.5}
@@ -45,18 +43,9 @@ def _noprogress(*_a, **_k):
     pass
 
 
-def full_size_random_app():
-    """The real architectures with random weights: same speed as trained ones."""
-    method = methods.get("diffbfr")
-    model = methods.Model(method, {n: build(n) for n in method.networks}, device="cpu",
-                          label="full-size networks with random weights (speed only)")
-    _MODELS.update({method.name: model})
-    return AppState({method.name: model}, runner=stage_runner_for(_MODELS, gpu, False))
-
-
-def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int, full_random: bool = False) -> dict:
+def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int) -> dict:
     warnings.simplefilter("ignore")  # gr.Warning outside a server is a Python warning
-    state = full_size_random_app() if full_random else create_app(weights, None, tiny)
+    state = create_app(weights, None, tiny)
     h = Handlers(state, [])
     name = next(iter(state.restorers))
     auto = any(r.auto is not None for r in state.restorers.values())   # the page's default
@@ -93,7 +82,7 @@ def time_callbacks(tiny: bool, weights: str, image: Path, reruns: int, full_rand
     warm = time.perf_counter() - t0
     label = state.models[name].label
     return {"model": label or f"weights from {weights}", "faces": faces,
-            "photo": f"{image.name} {up.rgb.shape[1]}x{up.rgb.shape[0]}",
+            "photo": f"{image.name} {up.size[0]}x{up.size[1]}",
             "first_result_s": first, "tem_rerun_s": statistics.median(tem_times),
             "tem_rerun_all_s": tem_times, "warm_full_restore_s": warm}
 
@@ -102,19 +91,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=str(ROOT / "weights"))
     ap.add_argument("--tiny", action="store_true", help="random tiny networks even if weights exist")
-    ap.add_argument("--full-random", action="store_true",
-                    help="time the real architectures with random weights (when no weights exist)")
     ap.add_argument("--image", default=str(ROOT / "examples" / "astronaut.jpg"))
     ap.add_argument("--reruns", type=int, default=5, help="TEM-only reruns (median reported)")
     ap.add_argument("--json", default=None, help="also write the numbers here")
     a = ap.parse_args(argv)
-    have_weights = (Path(a.weights) / "diffbfr" / "manifest.json").exists()
-    tiny = a.tiny or not have_weights
-    if tiny and not a.tiny and not a.full_random:
+    tiny = a.tiny or not methods.weights_folders(a.weights)
+    if tiny and not a.tiny:
         print(f"no weights in {a.weights}: timing random tiny networks (--tiny)")
 
     start = time_app_start(tiny, a.weights)
-    res = {"app_start_s": start, **time_callbacks(tiny, a.weights, Path(a.image), a.reruns, a.full_random),
+    res = {"app_start_s": start, **time_callbacks(tiny, a.weights, Path(a.image), a.reruns),
            "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}
     print(f"model: {res['model']}  photo: {res['photo']}, {res['faces']} face(s)")
     print(f"app start (spawn -> HTTP answers):   {start:6.2f} s")

@@ -24,7 +24,7 @@ from diffbfr.auto import Auto
 from diffbfr.grey import chroma
 from diffbfr.imageio import load_image
 from diffbfr.paths import EXAMPLES, WEIGHTS
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 
 
 def tinted_scan(levels: int = 20) -> np.ndarray:
@@ -48,7 +48,7 @@ def main(argv=None) -> list[dict]:
     runs = [(f"fidelity {p}", S.clamp(model.method.settings, simple.apply(p, limits), limits), False)
             for p in (0, 25, 50, 75, 100)]
     runs += [("Auto (the app's default)", S.validate(model.method.settings, {}, limits), True),
-             ("CLI fixed defaults", S.validate(model.method.settings, {}, limits), False)]
+             ("fixed defaults (Auto off)", S.validate(model.method.settings, {}, limits), False)]
     photos = {"hopper_old_grey.jpg": load_image(EXAMPLES / "hopper_old_grey.jpg").rgb,
               "two_faces_grey.jpg": load_image(EXAMPLES / "two_faces_grey.jpg").rgb,
               "nearly grey scan (tint to 20 levels, JPEG)": tinted_scan()}
@@ -58,7 +58,7 @@ def main(argv=None) -> list[dict]:
     for name, rgb in photos.items():   # the Python API's path (no loader): the photo path decides
         in_rb = int(np.abs(rgb[..., 0].astype(int) - rgb[..., 2].astype(int)).max())
         for label, s, use_auto in runs:
-            res = restorer.restore(rgb, s, auto=use_auto)
+            res = restorer.restore(rgb, s, PhotoOptions(auto=use_auto))
             rb = np.abs(res.image[..., 0].astype(int) - res.image[..., 2].astype(int))
             stage_max = max((int(chroma(im).max()) for f in res.faces for im in f.stages.images.values()), default=0)
             rec = {"photo": name, "settings": label, "faces": len(res.faces), "input_rb": in_rb,

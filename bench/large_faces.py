@@ -92,7 +92,7 @@ def load_restorer(weights: str | None, auto: bool = True):
     try:
         from diffbfr import methods
         from diffbfr.auto import Auto
-        from diffbfr.photo import PhotoRestorer
+        from diffbfr.photo import PhotoOptions, PhotoRestorer
 
         model = methods.load(weights)
         restorer = PhotoRestorer(model, cache_size=0, identity=False,
@@ -101,7 +101,7 @@ def load_restorer(weights: str | None, auto: bool = True):
         return None, f"{type(exc).__name__}: {exc}"
 
     def restore(photo):
-        result = restorer.restore(photo, auto=auto)
+        result = restorer.restore(photo, options=PhotoOptions(auto=auto))
         return [f.aligned for f in result.faces], [f.stages.result for f in result.faces], result.image
 
     return restore, None

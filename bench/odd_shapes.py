@@ -156,7 +156,7 @@ def run_one(path: Path, args: argparse.Namespace) -> dict:
     from diffbfr.cli import restore_file
     from diffbfr.faces import models as dm
     from diffbfr.imageio import DEFAULT_MAX_PIXELS
-    from diffbfr.photo import PhotoRestorer
+    from diffbfr.photo import PhotoOptions, PhotoRestorer
     from diffbfr.work_budget import WORK_BUDGET_S
 
     model = load_model(args)
@@ -179,7 +179,7 @@ def run_one(path: Path, args: argparse.Namespace) -> dict:
     sampler.start()
     cpu0, t0 = _cpu_s(), time.perf_counter()
     with DetectorWork() as work:
-        rec = restore_file(restorer, path, out, path.stem, s, False, DEFAULT_MAX_PIXELS, thorough=app_case)
+        rec = restore_file(restorer, path, out, path.stem, s, PhotoOptions(thorough=app_case), DEFAULT_MAX_PIXELS)
     wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     sampler.stop()
     peak = status_kb(pid, "VmHWM") / 1024 if exact else sampler.peak_rss

@@ -98,7 +98,7 @@ def bench_device(a, device: str, settings, faces) -> list[dict]:
         total_ms, total_nfe = 0.0, 0
         for st in method.stages:
             inputs = {r: [known[r]] for r in st.reads}
-            med, runs, nfe = timed(lambda: model.run_stage(st.name, inputs, s_run, [s.seed]),
+            med, runs, nfe = timed(lambda: model.run_stage(st.name, inputs, s_run, [method.seed_of(s)]),
                                    a.repeats, a.warmup, sync, counter)
             want, note = st.nfe(s), ""
             if extrapolate and nfe and want > nfe:

@@ -35,7 +35,7 @@ from diffbfr.auto import Auto
 from diffbfr.console import log
 from diffbfr.photo import restore_faces
 from diffbfr.train.degrade import LEVELS, fixed_degrade
-from diffbfr.uncertainty import ETA, K, grey, stochastic, uncertainties
+from diffbfr.uncertainty import K, grey, stochastic, uncertainties
 
 
 def gradient(img: np.ndarray) -> np.ndarray:
@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny random networks, the example face: wiring check")
     ap.add_argument("--faces", type=int, default=None, help="faces per level (default 8; --quick 2)")
     ap.add_argument("--k", type=int, default=K)
-    ap.add_argument("--sample-eta", type=float, default=ETA,
-                    help="eta of the K samples (the settings' --eta is replaced by it)")
+    ap.add_argument("--sample-eta", type=float, default=None,
+                    help="eta of the K samples (default: the method's uncertainty settings, 1)")
     ap.add_argument("--repeats", type=int, default=None, help="timing repeats (default 5; --quick 1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stage", default=None,
@@ -88,14 +88,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     n_faces, repeats = a.faces or (2 if a.quick else 8), a.repeats or (1 if a.quick else 5)
     model = methods.tiny("diffbfr") if a.quick else C.load_model(a, "cpu")
-    s = stochastic(C.settings_from_args(a), a.sample_eta)
+    eta = None if a.sample_eta is None else {"eta": a.sample_eta}
+    s = stochastic(model.method, C.settings_from_args(a), eta)
     faces = clean_faces(a)[:n_faces]
     auto = Auto.load(Path(a.weights), model.name) if a.auto else None
     rows, sheet, t0 = [], [], time.perf_counter()
     for level in LEVELS:
         lqs = [fixed_degrade(f.image, level, C.face_seed(a.seed, f.name)) for f in faces]
         t1 = time.perf_counter()
-        face_settings = [stochastic(x.settings, a.sample_eta) for x in auto.faces(lqs, s)] if auto else s
+        face_settings = [stochastic(model.method, x.settings, eta) for x in auto.faces(lqs, s)] if auto else s
         us = uncertainties(model, lqs, face_settings, a.k, stage=a.stage)
         per, grad, scores, errs, err_maps = [], [], [], [], []
         for i, (f, lq, u) in enumerate(zip(faces, lqs, us)):
@@ -117,7 +118,8 @@ def main(argv=None) -> int:
     table = C.markdown_table(["level", "faces", "ρ(unc, abs err) per face", "ρ pooled", "ρ(LQ gradient, abs err)",
                               "ρ across faces (mean unc vs mean abs err)", "mean unc (grey lv)", "mean abs err"], rows)
     text = "\n".join([
-        f"# Uncertainty map ({'tiny random networks' if a.quick else a.weights}; K = {a.k}, eta = {a.sample_eta:g}, "
+        f"# Uncertainty map ({'tiny random networks' if a.quick else a.weights}; K = {a.k}, "
+        f"at {dict(model.method.uncertainty_settings, **(eta or {}))}, "
         f"stage {a.stage or 'first sampling stage'}, "
         f"settings {'Auto per face, others as ' if auto else ''}{s})", "", table, "",
         f"One face (last level), median of {repeats} interleaved runs, torch threads {torch.get_num_threads()}: "

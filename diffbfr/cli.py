@@ -1,7 +1,7 @@
 """Restore the faces in photos from the command line.
 
-    python -m diffbfr.cli -i photo.jpg -o out/
-    python -m diffbfr.cli -i folder/ -o out/ --tem-t 20 --seed 3
+    python -m diffbfr.cli -i photo.jpg -o out/                   # Auto on, as on the page
+    python -m diffbfr.cli -i folder/ -o out/ --no-auto --tem-t 20 --seed 3
     python -m diffbfr.cli -i folder/ -o out/ --method diffbfr --help   # that method's settings
 
 For every input NAME with a face, writes into the output folder:
@@ -23,11 +23,11 @@ from pathlib import Path
 
 from . import methods, paths
 from . import settings as S
-from .auto import Auto
+from .auto import CALIBRATION_FILE, Auto
 from .device import DeviceError, resolve_device
 from .image_out import save_png
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAX_DECODE_PIXELS, ImageError, load_image
-from .photo import PhotoRestorer
+from .photo import PhotoOptions, PhotoRestorer
 
 DEFAULT_METHOD = "diffbfr"
 # --max-pixels is checked like a setting (settings.check_value: a whole number in range, never
@@ -55,9 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-pixels", type=S.cli_value(int), default=None,
                    help=f"downscale larger photos to this many pixels ({MAX_PIXELS.lo}-{MAX_PIXELS.hi}, "
                         f"default {DEFAULT_MAX_PIXELS})")
-    p.add_argument("--auto", action="store_true",
-                   help="choose the start steps per face from its estimated degradation (calibrated: "
-                        "weights/<method>/auto_calibration.json); replaces the explicit start-step flags")
+    p.add_argument("--auto", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"choose the {method.auto_words[0]} per face from its estimated degradation "
+                        "(weights/<method>/auto_calibration.json). On by default, as on the page, where the "
+                        f"method has a calibration; off for a run whose flags name {method.auto_words[1]}, "
+                        "unless --auto is given. --no-auto: the settings as given, for every face")
     p.add_argument("--thorough", action="store_true",
                    help="look harder for faces: every detector pass on every photo (small and turned faces "
                         "in group photos; ~1.5 s more per photo on a 2-core CPU)")
@@ -91,12 +93,17 @@ def output_names(files: list[Path]) -> dict[Path, str]:
     return {f: f.stem if stems.count(f.stem) == 1 else f.name.replace(".", "_") for f in files}
 
 
-def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, aligned: bool,
-                 max_pixels: int, scale: int | str = 1, thorough: bool = False, auto: bool = False) -> dict:
+def options_from(args: argparse.Namespace) -> PhotoOptions:
+    """The photo path's options from the flags."""
+    return PhotoOptions(aligned=args.aligned, scale=args.upscale, thorough=args.thorough, auto=args.auto is not False)
+
+
+def restore_file(restorer: PhotoRestorer, path: Path, out_dir: Path, name: str, s, options: PhotoOptions,
+                 max_pixels: int) -> dict:
     t0 = time.perf_counter()
     loaded = load_image(path, max_pixels=max_pixels)
     load_s = time.perf_counter() - t0
-    res = restorer.restore(loaded.rgb, s, aligned, scale=scale, thorough=thorough, auto=auto)
+    res = restorer.restore(loaded.rgb, s, options)
     method = restorer.model.method
     written = [str(save_png(out_dir / f"{name}_restored.png", res.image))] if res.faces else []
     record = {"input": str(path), "size": [int(loaded.rgb.shape[1]), int(loaded.rgb.shape[0])],
@@ -140,12 +147,19 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     auto = None
-    if args.auto:
+    if args.auto is not False:
         try:
             auto = Auto.for_method(args.weights, args.method, random_tiny=args.tiny)
         except (FileNotFoundError, ValueError) as exc:
-            print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
-            return 2
+            if args.auto:   # asked for by name
+                print(f"error: --auto needs a calibration for {args.method}: {exc}", file=sys.stderr)
+                return 2
+            if (methods.resolve_weights(args.weights, args.method) / CALIBRATION_FILE).is_file():
+                print(f"note: Auto is off: {exc}", file=sys.stderr)   # it has one, which did not load
+    named = [S.flag(f) for f in (auto.calibration.fields if auto else ()) if getattr(args, f) is not None]
+    if named and args.auto is None:   # as moving a start-step slider switches Auto off on the page
+        print(f"note: Auto is off: {', '.join(named)} named (--auto lets Auto choose them anyway)", file=sys.stderr)
+        auto = None
     restorer = PhotoRestorer(model, cache_size=16, auto=auto)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +174,8 @@ def main(argv=None) -> int:
         print(f"ignored {p.name}: not an image file name", file=sys.stderr)
     for path in files:
         try:
-            rec = restore_file(restorer, path, out_dir, names[path], args.settings, args.aligned,
-                               args.max_pixels, args.upscale if args.upscale == "auto" else int(args.upscale),
-                               args.thorough, args.auto)
+            rec = restore_file(restorer, path, out_dir, names[path], args.settings, options_from(args),
+                               args.max_pixels)
         except Exception as exc:  # a bad file is reported, the rest of the folder still runs
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
             print(f"skipped {path.name}: {reason}", file=sys.stderr)

@@ -3,8 +3,8 @@ stage (model.max_batch at a time), and each stage's result can be cached under i
 (diffbfr/stage_cache.py), so a rerun after a slider move runs only the stages that slider reaches.
 
 The networks run only inside run_stages(), a pure function of its arguments: on a ZeroGPU Space
-it executes in another process, where cache updates would be lost, so caching happens around it
-(restore_faces). The photo path (diffbfr/photo.py), the uncertainty map, Auto's calibration and
+it executes in another process (worker_runner), where cache updates would be lost, so caching
+happens around it (restore_faces). The photo path (diffbfr/photo.py), the uncertainty map, Auto's calibration and
 the benches call these.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run_stages(model: Model, jobs: list[dict[str, np.ndarray]], s, seeds: Sequen
     Returns per job {"images", "info", "timings", "computed"}."""
     report = progress or silent
     per = per_face(s, len(jobs))
-    seeds = [x.seed for x in per] if seeds is None else list(seeds)
+    seeds = [model.method.seed_of(x) for x in per] if seeds is None else list(seeds)
     images = [dict(j) for j in jobs]
     out = [{"images": im, "info": {}, "timings": {}, "computed": []} for im in images]
     stages = model.method.upstream(upto) if upto else model.method.stages
@@ -108,6 +108,21 @@ def _run_chunk(model, st, chunk, images, out, s, seeds, report, done, total) -> 
 
 
 Runner = Callable[..., list]   # run_stages' signature: (model, jobs, s, seeds, progress, upto)
+
+
+def worker_runner(models: dict[str, Model], wrap: Callable[[Callable], Callable],
+                  progress_crosses: bool = True) -> Runner:
+    """A Runner whose calls run wrapped by `wrap`, e.g. `spaces.GPU(duration=60)`, which on a
+    ZeroGPU Space runs them in a worker process that receives its arguments pickled: the model
+    travels by name (the worker finds it in `models`), and a progress callback goes along only
+    where it can cross (progress_crosses)."""
+    @wrap
+    def run_by_name(method: str, jobs, settings, seeds, progress=None, upto=None):
+        return run_stages(models[method], jobs, settings, seeds, progress, upto)
+
+    def runner(model: Model, jobs, settings, seeds=None, progress=None, upto=None):
+        return run_by_name(model.name, jobs, settings, seeds, progress if progress_crosses else None, upto)
+    return runner
 
 
 def restore_faces(model: Model, lqs: Sequence[np.ndarray], s=None, cache: LRUCache | None = None,

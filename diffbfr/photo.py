@@ -22,7 +22,7 @@ from .faces.align import AlignedFace, align_crop, find_faces
 from .faces.detect import DlibDetector
 from .faces.identity import face_embedding
 from .faces.models import load_once
-from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back, paste_notices
+from .faces.paste import SCALES, auto_scale, is_greyscale, paste_back, paste_notices, upscale
 from .frame import FRAME, is_square
 from .grey import grey_rgb, is_nearly_grey
 from .image_out import stage_strip
@@ -34,8 +34,8 @@ from .work_budget import LOOK_HARDER_S, fit
 
 # The Python API; LRUCache and restore_faces are also read from here by the benches and Auto's
 # calibration
-__all__ = ["FaceResult", "FaceStages", "LRUCache", "PhotoRestorer", "PhotoResult", "restore_face", "restore_faces",
-           "restore_photo"]
+__all__ = ["FaceResult", "FaceStages", "LRUCache", "PhotoOptions", "PhotoRestorer", "PhotoResult", "restore_face",
+           "restore_faces", "restore_photo"]
 
 MAX_FACES = 8   # CPU time grows linearly with faces; beyond this the largest are restored
 # Below this detector score a detection is "unsure" and the page says how to leave it out: a
@@ -46,6 +46,32 @@ UNSURE_SCORE = 0.3
 
 
 # ---------------------------------------------------------------- whole photos
+@dataclass(frozen=True)
+class PhotoOptions:
+    """How to treat a photo, besides the method's settings: the one record the CLI, the page and
+    the API fill alike, each from its own controls (the page's defaults: PAGE_OPTIONS)."""
+    aligned: bool = False                  # the photo is one aligned face crop: no detection
+    select: tuple[int, ...] | None = None  # indices of the found faces to restore (None: the default selection)
+    # 1, 2, 4 or "auto" (enough that the largest face keeps its 128 px detail, capped at
+    # faces/paste.MAX_OUTPUT_PIXELS): the output is that many times larger, the background
+    # upscaled with a classical filter and the faces pasted at that scale. "2" (a form's, a
+    # flag's) reads as 2.
+    scale: int | str = 1
+    thorough: bool = False                 # every detector pass on every photo (PhotoRestorer.find)
+    auto: bool = True                      # each face at Auto's settings, where the restorer has an Auto
+
+    def __post_init__(self):
+        scale = self.scale if self.scale == "auto" or isinstance(self.scale, int) else int(self.scale)
+        if scale not in (*SCALES, "auto"):
+            raise ValueError(f"scale must be one of {SCALES} or 'auto', got {self.scale!r}")
+        object.__setattr__(self, "scale", scale)
+        if self.select is not None:
+            object.__setattr__(self, "select", tuple(int(i) for i in self.select))
+
+
+PAGE_OPTIONS = PhotoOptions(scale="auto")   # the page's and the API's: output size auto, Auto on
+
+
 def is_unsure(found: AlignedFace) -> bool:
     """A detection whose score is low (UNSURE_SCORE): perhaps not a face at all."""
     return found.face is not None and float(found.face.score) < UNSURE_SCORE
@@ -101,7 +127,7 @@ class FaceResult:
 @dataclass
 class PhotoResult:
     image: np.ndarray             # the restored photo
-    before: np.ndarray            # the input photo
+    before: np.ndarray            # the input photo (greyed when it was nearly grey: what was restored)
     faces: list[FaceResult]       # the restored faces (the selected ones)
     found: list[AlignedFace]      # every face found, selected or not
     notices: list[str]
@@ -111,6 +137,11 @@ class PhotoResult:
     aligned: bool = False
     scale: int = 1                # the output is this many times the input's size
     work: dict | None = None      # the app's bound on the request's work, when it applied (WorkFit.record)
+
+    def before_at_scale(self) -> np.ndarray:
+        """The input photo at the output's size, upscaled as the background under the pasted
+        faces was: the 'before' of a before/after view."""
+        return upscale(self.before, self.scale)
 
     def to_record(self, load_notices: Sequence[str] = ()) -> dict:
         """The one JSON record of a restore, for the CLI (NAME.json), the app's API and scripts:
@@ -183,16 +214,14 @@ class PhotoRestorer:
         keep = sorted(range(len(faces)), key=lambda i: -faces[i].face_size)[: self.max_faces]
         return sorted(keep)
 
-    def restore(self, image: np.ndarray, settings=None, aligned: bool = False, key: str | None = None,
-                select: Sequence[int] | None = None, progress: Progress | None = None,
-                scale: int | str = 1, thorough: bool = False, auto: bool = False) -> PhotoResult:
-        """Restore the faces of a photo. `select`: indices of the found faces to restore
-        (default: all, at most max_faces); the others are left untouched and not run.
-        `scale`: 1, 2, 4 or "auto" (enough that the largest face keeps its 128 px detail,
-        capped at faces/paste.MAX_OUTPUT_PIXELS): the output is that many times larger,
-        the background upscaled with a classical filter and the faces pasted at that scale.
-        `auto` (needs self.auto): each face gets the settings calibrated for its estimated
-        degradation (the calibrated fields replace those of `settings`; the rest is kept)."""
+    def restore(self, image: np.ndarray, settings=None, options: PhotoOptions = PhotoOptions(),
+                key: str | None = None, progress: Progress | None = None) -> PhotoResult:
+        """Restore the faces of a photo, treated as `options` say. `options.select`: indices of
+        the found faces to restore (default: all, at most max_faces); the others are left
+        untouched and not run. `options.auto` (with self.auto): each face gets the settings
+        calibrated for its estimated degradation (the calibrated fields replace those of
+        `settings`; the rest is kept). `key`: the photo's content key when the caller has it."""
+        aligned, select, scale, thorough = options.aligned, options.select, options.scale, options.thorough
         report = progress or silent
         limits = self.model.knob_limits()
         s = settings if settings is not None else S.validate(self.model.method.settings, {}, limits)
@@ -215,8 +244,6 @@ class PhotoRestorer:
                            "time bounded.")
         if scale == "auto":
             scale = auto_scale([found[i] for i in chosen], image.shape[:2])
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES} or 'auto', got {scale!r}")
         if not chosen:
             if found:
                 notices.append("No face selected: the photo is unchanged.")
@@ -230,7 +257,7 @@ class PhotoRestorer:
                                "if it is not one, leave it out: untick it under **Faces to restore**.")
         report(0.1, f"Found {len(found)} face{'s' if len(found) != 1 else ''}"
                + (f", restoring {n}" if n != len(found) else ""))
-        autos = self._auto_faces(found, chosen, key, aligned, s) if auto and self.auto else [None] * n
+        autos = self._auto_faces(found, chosen, key, aligned, s) if options.auto and self.auto else [None] * n
         per = [a.settings if a is not None else s for a in autos]
         work_record = None
         if self.work_budget is not None:   # the app's: over it, fewer steps, or fewer faces; said in words
@@ -308,10 +335,9 @@ class PhotoRestorer:
         return d
 
 
-def restore_photo(model: Model, image: np.ndarray, settings=None, aligned: bool = False,
-                  progress: Progress | None = None, identity: bool = True, scale: int | str = 1,
-                  auto: Auto | None = None) -> PhotoResult:
+def restore_photo(model: Model, image: np.ndarray, settings=None, options: PhotoOptions = PhotoOptions(),
+                  progress: Progress | None = None, identity: bool = True, auto: Auto | None = None) -> PhotoResult:
     """One call: every face of a photo restored and pasted back (no cache kept). With `auto`
     (e.g. Auto.load("weights", "diffbfr")) each face gets its own calibrated settings."""
-    return PhotoRestorer(model, cache_size=0, identity=identity, auto=auto).restore(
-        image, settings, aligned, progress=progress, scale=scale, auto=auto is not None)
+    return PhotoRestorer(model, cache_size=0, identity=identity, auto=auto).restore(image, settings, options,
+                                                                                    progress=progress)

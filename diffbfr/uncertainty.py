@@ -11,15 +11,15 @@ or IRM 128 when Auto skips stage 1 for a lightly degraded face). The K copies ru
 (and what it reads) as one batch per step; the later stages, which refine what it drew, run
 once, on the first copy, giving the result the map is drawn over. Why not K full restorations:
 on a 2-core CPU batching saves almost nothing (K = 4 full restorations cost 4.3x one), while
-this costs ~2.1x one, and its map ranks the pixels by error about as well (Spearman 0.34 /
-0.25 / 0.16 vs 0.37 / 0.26 / 0.17 at light / medium / heavy; `python -m bench.uncertainty_vs_error
-[--stage tem]`). On a GPU the whole K-batch costs little more than one sample either way.
+this costs about 1.3x one, and its map ranks the pixels by error about as well (README's
+measurements: `python -m bench.uncertainty_vs_error --auto [--stage tem]`). On a GPU the whole
+K-batch costs little more than one sample either way.
 
-Generic over methods: a stage is random when it reads the `seed` setting. Randomness comes
-from the seeds (DiffBFR: the noise a truncated sampler starts from) and, where the method has
-an `eta` knob, from fresh noise at every step (`stochastic(s)` sets eta = 1 for the
-uncertainty run). A method that ignores its seed gives a zero map: `Uncertainty.deterministic`
-says so.
+Generic over methods: a stage is random when it reads the method's seed setting
+(Method.seed). Randomness comes from the seeds (DiffBFR: the noise a truncated sampler starts
+from) and from what the method's `uncertainty_settings` turn on (DiffBFR: fresh noise at every
+step, eta = 1; `stochastic()` applies them). A method without a seed gives a zero map:
+`Uncertainty.deterministic` says so.
 """
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ from .methods.base import INPUT, Method, Model
 from .face_stages import Runner, per_face, run_stages
 
 K = 4              # samples per face
-ETA = 1.0          # DDIM eta for the uncertainty run: fresh noise at every step
 HEAT_MAX = 24.0    # grey levels at the top of the colour map: fixed, so maps compare across faces
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -59,17 +58,12 @@ class Uncertainty:
         return f"mean disagreement between {len(self.samples)} samples{where}: {self.score:.1f} grey levels"
 
 
-def stochastic(s, eta: float = ETA):
-    """`s` for the uncertainty run: eta set where the method's settings have such a knob
-    (samples then differ step by step, not only in their starting noise), and every averaging
-    of draws (a `*_samples` knob: DiffBFR's stage-1 mean) set to 1, because the map measures how
-    single draws disagree and a mean of 4 hides most of it (mean spread ~1 grey level instead of
-    2-5); otherwise `s` unchanged."""
-    names = {k.name for k in S.knobs(type(s))}
-    if "eta" in names:
-        s = S.with_value(s, "eta", eta)
-    for name in sorted(n for n in names if n.endswith("_samples")):
-        s = S.with_value(s, name, 1)
+def stochastic(method: Method, s, overrides: dict | None = None):
+    """`s` for the uncertainty run: the method's `uncertainty_settings` (samples that differ
+    step by step, not only in their starting noise; single draws, not a mean), then `overrides`
+    (a bench's other eta), each checked like any setting."""
+    for name, value in {**method.uncertainty_settings, **(overrides or {})}.items():
+        s = S.with_value(s, name, value)
     return s
 
 
@@ -108,7 +102,7 @@ def first_sampling_stage(method: Method, s) -> str:
     """The first stage that draws random numbers at settings `s` (reads the seed and runs at
     least one step); the final stage when none does."""
     for st in method.stages:
-        if "seed" in st.fields and st.nfe(s) > 0:
+        if method.seed in st.fields and st.nfe(s) > 0:
             return st.name
     return method.final
 
@@ -123,13 +117,14 @@ def uncertainties(model: Model, faces: Sequence[np.ndarray], s=None, k: int = K,
     the result the map is drawn over (the image a plain restore with seed_i gives). `over`:
     one image per face to draw the maps over instead (the app: the result on screen), and the
     later stages are not run.
-    `s`: one settings object or one per face (e.g. Auto's), used as given (stochastic(s) for
-    eta = 1). `runner`: run_stages or the app's GPU runner. No stage cache: a stage key holds
-    the settings' seed field, not the per-call seeds, so the K copies would collide."""
+    `s`: one settings object or one per face (e.g. Auto's), used as given (stochastic() gives
+    the method's uncertainty settings). `runner`: run_stages or the app's GPU runner. No stage
+    cache: a stage key holds the settings' seed field, not the per-call seeds, so the K copies
+    would collide."""
     method = model.method
     per = per_face(s if s is not None else method.settings(), len(faces))
     faces = [frame_face(f) for f in faces]
-    base = list(seeds) if seeds is not None else [x.seed for x in per]
+    base = list(seeds) if seeds is not None else [method.seed_of(x) for x in per]
     measured = [stage or first_sampling_stage(method, x) for x in per]
     run = runner or run_stages
     samples: list[list[dict]] = [[] for _ in faces]
@@ -145,8 +140,3 @@ def uncertainties(model: Model, faces: Sequence[np.ndarray], s=None, k: int = K,
     return [from_samples([x[name] for x in samples[i]], over[i], method.labels[name])
             for i, name in enumerate(measured)]
 
-
-def uncertainty(model: Model, face: np.ndarray, s=None, k: int = K, stage: str | None = None) -> Uncertainty:
-    """One face: K samples at stochastic(s) (eta = 1 where the method has it)."""
-    s = stochastic(s if s is not None else model.method.settings())
-    return uncertainties(model, [face], s, k, stage=stage)[0]

@@ -12,6 +12,7 @@ from PIL import Image
 from diffbfr import methods
 from ui import state as ui_state
 from ui.handlers import Handlers, knob_layout
+from ui.restore_api import RestoreAPI
 from ui.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,11 @@ def app_handlers(model, tmp_path: Path, monkeypatch) -> Handlers:
     files under tmp_path (the `handlers` fixture of the app's tests)."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     return Handlers(AppState({"diffbfr": model}, identity=True), ui_state.example_files())
+
+
+def restore_api(h: Handlers) -> RestoreAPI:
+    """The one-call API beside these handlers, as the page makes it (their files and count of requests)."""
+    return RestoreAPI(h.app, h.files, h.in_flight)
 
 
 def values(**changes) -> list:

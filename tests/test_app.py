@@ -22,12 +22,14 @@ from tests.app_calls import (
     noprogress,
     quiet,
     read_png,
+    restore_api,
     uploaded_path,
 )
 from ui import state as ui_state
 from ui.handlers import Handlers, knob_layout
 from ui.outputs import LOAD, outputs
 from ui.state import AppState
+from ui.warm_up import warm_examples
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def test_warmed_example_is_shown_from_the_cache(handlers):
     path = str(FACE)
     assert ui_state.example_rows() and (path, True) in ui_state.example_rows()
     restorer = handlers.app.restorers["diffbfr"]
-    assert handlers.warm_examples([(path, True)]) == 1
+    assert warm_examples(handlers, [(path, True)]) == 1
     misses = restorer.stages.misses
     defaults = [k.default for _, k in knob_layout()]
     (up, status, pair, *_), _ = quiet(handlers.on_restore, None, path, True, "diffbfr", "auto", False, False,
@@ -112,22 +114,22 @@ def test_warm_up_waits_for_api_and_uncertainty_requests(handlers, tmp_path, monk
             in_api.set()
             release.wait(10)
         else:
-            seen.append(handlers._users)  # the warm-up: must only run with no person served
+            seen.append(handlers.in_flight.count)  # the warm-up: must only run with no person served
         return real(*a, **k)
     monkeypatch.setattr(restorer, "restore", restore)
     photo = tmp_path / "portrait.png"
     photo.write_bytes(FACE.read_bytes())
-    api = threading.Thread(target=handlers.api_restore, args=(str(photo), "diffbfr", True, "{}"))
+    api = threading.Thread(target=restore_api(handlers).restore, args=(str(photo), "diffbfr", True, "{}"))
     api.start()
     assert in_api.wait(10)
-    warm = threading.Thread(target=handlers.warm_examples, args=([(str(FACE), True)], 0.02))
+    warm = threading.Thread(target=warm_examples, args=(handlers, [(str(FACE), True)], 0.02))
     warm.start()
     warm.join(0.5)
     assert warm.is_alive() and seen == []   # waiting for the API call
     release.set()
     api.join(30)
     warm.join(30)
-    assert seen == [0] and handlers._users == 0
+    assert seen == [0] and handlers.in_flight.count == 0
 
 
 def test_no_face_photo_has_no_slider_and_no_download(handlers, tmp_path):
@@ -164,12 +166,12 @@ def test_output_scale_and_before_image_match(handlers):
 def test_api_endpoint_function(handlers, tmp_path):
     photo = tmp_path / "portrait.png"
     photo.write_bytes(FACE.read_bytes())
-    restored, gallery, record = handlers.api_restore(str(photo), "diffbfr", True, '{"tem_t": 12, "irm64_steps": 1}')
+    restored, gallery, record = restore_api(handlers).restore(str(photo), "diffbfr", True, '{"tem_t": 12, "irm64_steps": 1}')
     assert Path(restored).name == "portrait_restored.png" and read_png(restored).shape == (128, 128, 3)
     assert len(gallery) == 4 and record["settings"]["tem_t"] == 12.0 and record["faces"][0]["index"] == 1
     import gradio as gr
     with pytest.raises(gr.Error, match="no setting"):
-        handlers.api_restore(str(photo), "diffbfr", True, '{"bogus": 1}')
+        restore_api(handlers).restore(str(photo), "diffbfr", True, '{"bogus": 1}')
 
 
 def test_auto_sets_each_face_and_says_why(model, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import app as app_module
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
-from tests.app_calls import DIFFBFR, FACE, ROOT, app_handlers, call, noprogress, quiet, values
+from tests.app_calls import DIFFBFR, FACE, ROOT, app_handlers, call, noprogress, quiet, restore_api, values
 from ui import page as ui_page
 from ui.handlers import Controls, Handlers
 from ui.outputs import PHOTO
@@ -25,11 +25,11 @@ def model():
 
 
 def test_unavailable_method_says_why(model, monkeypatch):
-    from tests.test_methods import DUMMY
-    monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
-    h = Handlers(AppState({"diffbfr": model}, {"dummy": "no weights in weights/dummy"}), [])
+    from tests.test_third_method import TOY
+    monkeypatch.setitem(methods.METHODS, "toy", TOY)
+    h = Handlers(AppState({"diffbfr": model}, {"toy": "no weights in weights/toy"}), [])
     up = quiet(h.on_image, str(FACE))[0][0]
-    controls = Controls.read([None, True, "dummy", "1", False, False, *values()])
+    controls = Controls.read([None, True, "toy", "1", False, False, *values()])
     out, warned = quiet(h._run, up, controls, noprogress)
     status = dict(zip(PHOTO, out))["status"]
     assert "not available" in status and "no weights" in status and warned
@@ -41,8 +41,11 @@ def test_settings_from_ui_and_identity_text():
                                 tem_steps=2, seed=5)
     with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 1000; got 1500"):
         settings_from_ui(DIFFBFR, [1500, -3, 12.25, 3.6, 4, None, 2, 5, 0.0])   # refused, never clamped
-    assert identity_meaning(None).startswith("n/a")
-    assert "same person" in identity_meaning(0.3) and "drifted" in identity_meaning(0.9)
+    assert identity_meaning(None, DIFFBFR).startswith("n/a")
+    assert "same person" in identity_meaning(0.3, DIFFBFR)
+    # the advice is the method's own: no DiffBFR wording under Panini-Net's result
+    assert identity_meaning(0.9, DIFFBFR) == "identity drifted: try a lower IRM start step"
+    assert identity_meaning(0.9, methods.get("panini")) == "identity drifted: try a lower prior strength"
 
 
 def test_weights_notice_follows_the_manifest():
@@ -137,10 +140,10 @@ def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, 
     photo = tmp_path / "portrait.png"
     photo.write_bytes(FACE.read_bytes())
     with pytest.raises(gr.Error) as err:
-        h.api_restore(str(photo), "panini", True, "{}")
+        restore_api(h).restore(str(photo), "panini", True, "{}")
     texts.append(str(err.value))
     photo.write_bytes(FACE.read_bytes())
-    texts.append(json.dumps(h.api_restore(str(photo), "diffbfr", True, '{"irm64_steps": 1}')[2]))
+    texts.append(json.dumps(restore_api(h).restore(str(photo), "diffbfr", True, '{"irm64_steps": 1}')[2]))
     assert _paths_in(texts, ROOT) == []
     fallback = app_module.create_app(tmp_path / "nothing here", device="cpu")
     assert str(tmp_path) not in fallback.models["diffbfr"].label

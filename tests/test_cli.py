@@ -94,24 +94,33 @@ def test_cli_upscale_makes_the_output_larger(tmp_path):
     assert json.loads((out / "astronaut_face_aligned.json").read_text())["scale"] == 2
 
 
-def test_cli_auto_records_each_face_estimate(tmp_path):
-    out = tmp_path / "out"
-    assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", "--auto", *FAST]) == 0
-    face = json.loads((out / "astronaut_face_aligned.json").read_text())["faces"][0]
+def test_cli_auto_is_the_default_and_records_each_face_estimate(tmp_path, capsys):
+    """Auto is on by default, as on the page (--auto still accepted); --no-auto and a named
+    start step switch it off, as unticking the box and moving a start-step slider do."""
+    def face_auto(*flags):
+        out = tmp_path / "_".join(flags or ("default",))
+        assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", *flags, *FAST]) == 0
+        return json.loads((out / "astronaut_face_aligned.json").read_text())["faces"][0]
+    face = face_auto()
     assert set(face["auto"]["estimate"]) >= {"severity"} and "severity" in face["auto"]["words"]
     assert face["settings"]["irm64_steps"] == 1   # steps kept from the flags, start steps from Auto
+    assert {**face_auto("--auto"), "timings_s": None} == {**face, "timings_s": None}
+    assert face_auto("--no-auto")["auto"] is None
+    capsys.readouterr()
+    assert face_auto("--tem-t", "7")["auto"] is None and "Auto is off: --tem-t named" in capsys.readouterr().err
+    assert face_auto("--tem-t", "7", "--auto")["auto"] is not None   # asked for by name: Auto chooses
 
 
 def test_cli_json_is_the_result_record(tmp_path):
     """NAME.json is PhotoResult.to_record() (the record the app's API returns too) plus what only
     the CLI knows: the input, its size, the files written and the load time."""
     from diffbfr import methods
-    from diffbfr.photo import restore_photo
+    from diffbfr.photo import PhotoOptions, restore_photo
     out = tmp_path / "out"
     assert main(["-i", str(FACE), "-o", str(out), "--tiny", "--aligned", *FAST]) == 0
     rec = json.loads((out / "astronaut_face_aligned.json").read_text())
     face = np.asarray(Image.open(FACE).convert("RGB"))
-    ref = restore_photo(methods.tiny("diffbfr"), face, aligned=True, identity=False).to_record()
+    ref = restore_photo(methods.tiny("diffbfr"), face, options=PhotoOptions(aligned=True), identity=False).to_record()
     assert set(rec) == set(ref) | {"input", "size", "was_grey", "outputs"}
     assert set(rec["faces"][0]) == set(ref["faces"][0]) | {"stages_png"}
     assert rec["faces"][0]["stages"] == list(methods.get("diffbfr").labels.values())

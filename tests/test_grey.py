@@ -17,7 +17,7 @@ from diffbfr import settings as S
 from diffbfr.auto import Auto, Calibration, Estimator
 from diffbfr.grey import chroma, is_nearly_grey
 from diffbfr.imageio import load_image
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
@@ -72,7 +72,7 @@ def test_grey_in_grey_out_at_every_setting(name):
     scan = tinted_scan()
     runs = [(s, False) for s in _settings_grid(model)] + ([(_settings_grid(model)[0], True)] if auto else [])
     for s, use_auto in runs:
-        result = restorer.restore(scan, s, aligned=True, auto=use_auto)   # the Python API: no loader
+        result = restorer.restore(scan, s, PhotoOptions(aligned=True, auto=use_auto))   # the Python API: no loader
         assert _is_grey(result.image), (name, s)
         for face in result.faces:
             for stage, img in face.stages.images.items():

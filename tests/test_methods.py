@@ -1,24 +1,17 @@
 """Methods as data: the stage table, the settings surfaces generated from one dataclass, the
-registry and weights folders; and a dummy second method that works through the photo path,
-the cache, the CLI and the bench sweep with no other change."""
+registry and weights folders. A third method through every surface: test_third_method.py."""
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-import torch
 
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import INPUT, DiffBFRSettings, Method, Stage
-from diffbfr.photo import restore_faces
-from diffbfr.stage_cache import LRUCache, stage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DIFFBFR = methods.get("diffbfr")
@@ -31,10 +24,15 @@ def test_dependencies_are_derived_from_the_stage_table():
     assert DIFFBFR.key_fields("irm64") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta")
     assert DIFFBFR.key_fields("tem") == ("irm_start", "irm64_steps", "irm64_samples", "seed", "eta", "irm2_start",
                                          "irm128_steps", "tem_t", "tem_steps", "tem_eta")
-    assert [DIFFBFR.first_affected(f) for f in ("irm_start", "irm2_start", "tem_steps", "seed")] == \
-        ["irm64", "irm128", "tem", "irm64"]
+    assert DIFFBFR.seed_of(DiffBFRSettings(seed=7)) == 7 and methods.get("panini").seed_of(None) == 0
     assert DIFFBFR.nfe(DiffBFRSettings(irm_start=0, tem_t=3)) == {"irm64": 0, "irm128": 4, "tem": 2}
     assert DIFFBFR.labels == {"lq": "LQ", "irm64": "IRM 64", "irm128": "IRM 128", "tem": "TEM"}
+
+
+@dataclass(frozen=True)
+class DummySettings:
+    gain: float = S.knob(1.0, 0, 4, 0.1, "Gain", "brightness factor")
+    seed: int = S.knob(0, 0, 99, 1, "Seed", "unused")
 
 
 def test_a_stage_reading_a_later_stage_is_rejected():
@@ -47,6 +45,8 @@ def test_a_stage_reading_a_later_stage_is_rejected():
     with pytest.raises(ValueError, match="unknown settings"):
         Method("bad", "Bad", DummySettings, (Stage("a", "A", (INPUT,), ("nope",), run, lambda s: 0),),
                (), lambda p: None, lambda seed: {})
+    with pytest.raises(ValueError, match="unknown settings"):   # the seed is a declared field, not a guess
+        Method("bad", "Bad", DummySettings, (), (), lambda p: None, lambda seed: {}, seed="nonce")
 
 
 # ---------------------------------------------------------------- settings surfaces
@@ -95,80 +95,3 @@ def test_shipped_diffbfr_folder_loads_and_says_how_good_it_is():
     model = methods.load(ROOT / "weights" / "diffbfr", device="cpu")
     assert model.method is DIFFBFR and set(model.nets) == {"irm64", "irm128", "tem128"}
     assert isinstance(model.card["beats_bicubic"], bool) and "UTKFace" in model.card["licence"]
-
-
-# ---------------------------------------------------------------- a second method, registered
-@dataclass(frozen=True)
-class DummySettings:
-    gain: float = S.knob(1.0, 0, 4, 0.1, "Gain", "brightness factor")
-    blur: int = S.knob(0, 0, 9, 1, "Blur", "box blur radius")
-    seed: int = S.knob(0, 0, 99, 1, "Seed", "unused")
-
-
-def _bright(model, inputs, s, seeds, callback=None):
-    return [np.clip(im.astype(np.float32) * s.gain, 0, 255).astype(np.uint8) for im in inputs[INPUT]]
-
-
-def _blur(model, inputs, s, seeds, callback=None):
-    k = 2 * s.blur + 1
-    images = [cv2.blur(im, (k, k)) for im in inputs["bright"]]
-    return images, [{"mean": float(im.mean())} for im in images]   # a stage may report info
-
-
-DUMMY = Method("dummy", "Dummy", DummySettings,
-               (Stage("bright", "Bright", (INPUT,), ("gain",), _bright, lambda s: 1),
-                Stage("soft", "Soft", ("bright",), ("blur",), _blur, lambda s: 1)),
-               networks=("nothing",),
-               tiny_networks=lambda seed: {"nothing": torch.nn.Identity()})
-
-
-@pytest.fixture
-def dummy(monkeypatch):
-    monkeypatch.setitem(methods.METHODS, "dummy", DUMMY)
-    return methods.tiny("dummy")
-
-
-def test_dummy_method_through_photo_path_and_cache(dummy):
-    face = np.full((128, 128, 3), 100, np.uint8)
-    face[40:80, 40:80] = 200
-    cache, runs = LRUCache(16), []
-    original = dummy.run_stage
-    dummy.run_stage = lambda name, *a, **k: runs.append(name) or original(name, *a, **k)
-    s = DummySettings(gain=1.5, blur=2)
-    first = restore_faces(dummy, [face], s, cache, ["f"])[0]
-    assert runs == ["bright", "soft"] and first["bright"][0, 0, 0] == 150
-    runs.clear()
-    second = restore_faces(dummy, [face], S.with_value(s, "blur", 4), cache, ["f"])[0]
-    assert runs == ["soft"] and np.array_equal(second["bright"], first["bright"])
-    assert second.info["soft"]["mean"] == pytest.approx(float(second["soft"].mean()))
-    runs.clear()
-    third = restore_faces(dummy, [face], S.with_value(s, "blur", 4), cache, ["f"])[0]
-    assert runs == [] and third.info == second.info   # info comes back from the cache too
-    assert stage_key(DUMMY, "soft", "f", s)[3:] == (("gain", 1.5), ("blur", 2))
-
-
-def test_dummy_method_cli_flags_and_run(dummy, tmp_path, capsys):
-    from diffbfr import cli
-    src = tmp_path / "face.png"
-    shutil.copy(ROOT / "examples" / "astronaut_face_aligned.png", src)
-    out = tmp_path / "out"
-    assert cli.main(["--method", "dummy", "-i", str(src), "-o", str(out), "--tiny", "--aligned",
-                     "--gain", "0.5", "--blur", "1"]) == 0
-    rec = json.loads((out / "face.json").read_text())
-    assert rec["method"] == "dummy" and rec["settings"] == {"gain": 0.5, "blur": 1, "seed": 0}
-    assert rec["faces"][0]["stages"] == ["LQ", "Bright", "Soft"]
-    with pytest.raises(SystemExit):
-        cli.parse_args(["--method", "dummy", "-i", "x", "-o", "y", "--irm-start", "3"])  # not its flag
-
-
-def test_dummy_method_bench_sweep(dummy, tmp_path, capsys):
-    from bench import quality
-    hq = tmp_path / "hq"
-    hq.mkdir()
-    shutil.copy(ROOT / "examples" / "astronaut_face_aligned.png", hq / "a.png")
-    out = tmp_path / "q"
-    assert quality.main(["--method", "dummy", "--tiny", "--hq-dir", str(hq), "--align", "crop",
-                         "--no-identity", "--out", str(out), "--sweep", "blur=0,3"]) == 0
-    text = capsys.readouterr().out
-    assert "| medium | Soft (final) | 1 |" in text and "## Sweep blur" in text
-    assert (out / "sweep_blur.csv").read_text().count("\n") == 3  # header + 2 values

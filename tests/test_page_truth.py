@@ -13,7 +13,7 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import restore_photo
+from diffbfr.photo import PhotoOptions, restore_photo
 from ui.handlers import Handlers, knob_layout
 from ui.state import AppState
 
@@ -69,10 +69,10 @@ def test_a_face_auto_leaves_alone_is_said_in_words_not_restored(model, tmp_path,
 def test_summary_counts_restored_and_untouched_faces_apart(model):
     photo = np.asarray(Image.open(FACE).convert("RGB"))
     s = DiffBFRSettings(irm_start=0, irm2_start=0, tem_t=0, **FAST)
-    result = restore_photo(model, photo, s, aligned=True, identity=False)
+    result = restore_photo(model, photo, s, PhotoOptions(aligned=True), identity=False)
     assert result.faces[0].left_as_is and "every start step is 0" in " ".join(result.notices)
     assert result.to_record()["faces"][0]["left_as_it_was"] is True
-    moved = restore_photo(model, photo, DiffBFRSettings(**FAST), aligned=True, identity=False)
+    moved = restore_photo(model, photo, DiffBFRSettings(**FAST), PhotoOptions(aligned=True), identity=False)
     assert not moved.faces[0].left_as_is and moved.to_record()["faces"][0]["left_as_it_was"] is False
 
     from ui.views import status_markdown

@@ -14,12 +14,14 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr.faces.align import align_crop
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import PhotoRestorer, restore_face, restore_faces, restore_photo
+from diffbfr.face_stages import worker_runner
+from diffbfr.photo import PhotoOptions, PhotoRestorer, restore_face, restore_faces, restore_photo
 from diffbfr.stage_cache import LRUCache, image_key
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = np.asarray(Image.open(ROOT / "examples" / "astronaut_face_aligned.png").convert("RGB"))
 FAST = DiffBFRSettings(irm64_steps=2, irm128_steps=1, tem_steps=1)
+ALIGNED = PhotoOptions(aligned=True)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,8 @@ def test_cached_rerun_runs_exactly_the_stages_the_table_says(model, runs):
         first = restore_faces(model, [FACE], FAST, cache, ["f"])[0]
         runs.clear()
         changed = restore_faces(model, [FACE], replace(FAST, **{setting: value}), cache, ["f"])[0]
-        start = method.stage_names.index(method.first_affected(setting))
+        start = next(i for i, st in enumerate(method.stages) if setting in method.key_fields(st.name))
+        assert method.stage_names[start] == {"tem_t": "tem", "irm2_start": "irm128"}.get(setting, "irm64")
         assert runs == list(method.stage_names[start:]), setting
         for name in method.stage_names[:start]:
             assert np.array_equal(changed[name], first[name])
@@ -134,11 +137,11 @@ def test_photo_faces_run_as_one_batch_and_selection_skips_faces(model, runs):
     assert runs == ["irm64", "irm128", "tem"]        # two faces, one call per stage
     assert [f.index for f in out.faces] == [0, 1] and out.image.shape == photo.shape
     runs.clear()
-    only_second = r.restore(photo, replace(FAST, seed=4), select=[1])
+    only_second = r.restore(photo, replace(FAST, seed=4), PhotoOptions(select=[1]))
     assert runs == ["irm64", "irm128", "tem"] and [f.index for f in only_second.faces] == [1]
     left = (slice(None), slice(0, 120))                # the unselected face is pasted back untouched
     assert np.array_equal(only_second.image[left], photo[left])
-    none = r.restore(photo, FAST, select=[])
+    none = r.restore(photo, FAST, PhotoOptions(select=[]))
     assert none.faces == [] and np.array_equal(none.image, photo) and "No face selected" in none.notices[-1]
 
 
@@ -153,7 +156,7 @@ def test_max_faces_keeps_the_largest_and_says_so(model):
 
 def test_progress_is_monotone_and_names_steps(model):
     seen = []
-    PhotoRestorer(model, identity=False).restore(FACE, FAST, aligned=True,
+    PhotoRestorer(model, identity=False).restore(FACE, FAST, PhotoOptions(aligned=True),
                                                  progress=lambda f, m: seen.append((f, m)))
     assert seen[0][0] is None   # the first step (detection, or taking the aligned face) has no measure
     fractions = [f for f, _ in seen if f is not None]
@@ -180,15 +183,15 @@ def test_identity_is_computed_per_face_and_cached(model, monkeypatch):
         return face.reshape(-1, 3).mean(0) / 255.0
     monkeypatch.setattr(photo, "face_embedding", embedding)
     r = PhotoRestorer(model)
-    a = r.restore(FACE, FAST, aligned=True).faces[0]
+    a = r.restore(FACE, FAST, ALIGNED).faces[0]
     assert len(calls) == 2   # the input face's embedding and the result's
     expected = float(np.linalg.norm(embedding(a.stages["lq"], True) - embedding(a.stages.result, True)))
     assert a.identity == pytest.approx(expected) and a.identity > 0
     calls.clear()
     hits = r.identities.hits
-    b = r.restore(FACE, FAST, aligned=True).faces[0]
+    b = r.restore(FACE, FAST, ALIGNED).faces[0]
     assert b.identity == a.identity and r.identities.hits > hits and calls == []   # cached, not recomputed
-    c = r.restore(FACE, replace(FAST, tem_t=40.0), aligned=True).faces[0]   # a new result: only its embedding
+    c = r.restore(FACE, replace(FAST, tem_t=40.0), ALIGNED).faces[0]   # a new result: only its embedding
     assert len(calls) == 1 and c.identity is not None
 
 
@@ -222,3 +225,25 @@ def test_per_face_settings_batch_by_what_each_stage_reads(model, runs):
         assert np.abs(st.result.astype(int) - alone.result.astype(int)).max() <= 1
     with pytest.raises(ValueError, match="2 settings for 1 faces"):
         restore_faces(model, [FACE], per)
+
+
+def test_photo_options_are_one_checked_record():
+    """The CLI, the page and the API fill one record; a scale from a form or a flag reads as a number."""
+    assert PhotoOptions(scale="2", select=[2, 0]) == PhotoOptions(scale=2, select=(2, 0))
+    assert PhotoOptions(scale="auto").scale == "auto" and PhotoOptions().auto
+    with pytest.raises(ValueError, match="scale must be one of"):
+        PhotoOptions(scale=3)
+
+
+@pytest.mark.parametrize("crosses", [True, False])
+def test_worker_runner_sends_the_model_by_name(model, crosses):
+    """The app's runner (a ZeroGPU worker on a Space): the model travels by name, and progress
+    goes along only where it can cross to the worker; the images are the plain run's."""
+    names, seen = [], []
+
+    def wrap(fn):   # what spaces.GPU does, minus the other process
+        return lambda method, *a, **k: names.append(method) or fn(method, *a, **k)
+    runner = worker_runner({"diffbfr": model}, wrap, progress_crosses=crosses)
+    (st,) = restore_faces(model, [FACE], FAST, runner=runner, progress=lambda f, m: seen.append(m))
+    assert names == ["diffbfr"] and bool(seen) == crosses
+    assert np.array_equal(st.result, restore_face(model, FACE, FAST).result)

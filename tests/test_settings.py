@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import app as app_module
+from tests.app_calls import restore_api
 from ui.handlers import Handlers, knob_layout
 from ui.state import AppState
 from ui.views import settings_from_ui
@@ -24,7 +25,7 @@ from diffbfr import settings as S
 from diffbfr.auto import CALIBRATION_FILE, Auto, Calibration, Estimator, auto_settings
 from diffbfr.cli import main
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "astronaut_face_aligned.png"
@@ -70,7 +71,7 @@ def photo(tmp_path, size: int = 128) -> str:
 
 def api_error(h: Handlers, settings_json, **kw) -> str:
     with pytest.raises(gr.Error) as err:
-        h.api_restore(kw.pop("image", str(FACE)), "diffbfr", True, settings_json, **kw)
+        restore_api(h).restore(kw.pop("image", str(FACE)), "diffbfr", True, settings_json, **kw)
     msg = str(err.value.message if hasattr(err.value, "message") else err.value)
     assert not any(w in msg for w in PYTHON_WORDING), msg
     return msg
@@ -176,7 +177,7 @@ def test_api_defaults_are_the_page_defaults(model, tmp_path, monkeypatch):
     h = handlers_for(model, tmp_path, monkeypatch, auto=tiny_auto())
     small = photo(tmp_path, 64)
     page = page_restore(h, small)
-    restored, _, record = h.api_restore(small, "diffbfr", True, json.dumps(FAST))   # the old positional call
+    restored, _, record = restore_api(h).restore(small, "diffbfr", True, json.dumps(FAST))   # the old positional call
     assert page.scale == 2 and record["scale"] == 2 and np.asarray(Image.open(restored)).shape == (128, 128, 3)
     assert record["auto"] == {"requested": True, "used": True, "available": True}
     assert page.faces[0].auto is not None
@@ -187,12 +188,12 @@ def test_api_defaults_are_the_page_defaults(model, tmp_path, monkeypatch):
 
 def test_api_settings_the_caller_names_win_over_auto(model, tmp_path, monkeypatch):
     h = handlers_for(model, tmp_path, monkeypatch, auto=tiny_auto())
-    _, _, record = h.api_restore(str(FACE), "diffbfr", True, json.dumps({**FAST, "irm_start": 300}))
+    _, _, record = restore_api(h).restore(str(FACE), "diffbfr", True, json.dumps({**FAST, "irm_start": 300}))
     assert record["auto"]["used"] is False and record["faces"][0]["settings"]["irm_start"] == 300
     assert any("Auto is off for this call" in n and "irm_start" in n for n in record["notices"])
     page = page_restore(h, str(FACE), auto=False, irm_start=300)   # the page: moving the slider unticks Auto
     assert record["faces"][0]["settings"] == S.to_dict(page.faces[0].settings)
-    _, _, record = h.api_restore(str(FACE), "diffbfr", True, json.dumps(FAST), False, "1")
+    _, _, record = restore_api(h).restore(str(FACE), "diffbfr", True, json.dumps(FAST), False, "1")
     assert record["auto"]["used"] is False and record["scale"] == 1
 
 
@@ -251,7 +252,7 @@ def test_auto_stays_within_the_trained_range(limited):
     assert (s.irm_start, s.irm2_start, s.tem_t, s.irm64_steps) == (400.0, 300.0, 10.0, 1)
     face = np.asarray(Image.open(FACE).convert("RGB"))
     res = PhotoRestorer(limited, identity=False, auto=Auto(Estimator.tiny(), wild)).restore(
-        face, DiffBFRSettings(**FAST, tem_t=5.0), aligned=True, auto=True)
+        face, DiffBFRSettings(**FAST, tem_t=5.0), PhotoOptions(aligned=True, auto=True))
     f = res.faces[0].settings
     assert f.irm_start <= 400 and f.irm2_start <= 300 and f.tem_t <= 10
 
@@ -260,10 +261,10 @@ def test_no_caller_reaches_an_untrained_timestep(limited, tmp_path, monkeypatch,
     face = np.asarray(Image.open(FACE).convert("RGB"))
     with pytest.raises(S.SettingsError, match="irm_start must be a number from 0 to 400"):
         PhotoRestorer(limited, identity=False).restore(face, DiffBFRSettings(irm_start=500, tem_t=5.0, **FAST),
-                                                       aligned=True)
+                                                       PhotoOptions(aligned=True))
     h = handlers_for(limited, tmp_path, monkeypatch)
     assert "irm2_start must be a number from 0 to 300" in api_error(h, '{"irm2_start": 301}')
-    _, _, record = h.api_restore(str(FACE), "diffbfr", True, json.dumps({**FAST, "irm_start": 400}))
+    _, _, record = restore_api(h).restore(str(FACE), "diffbfr", True, json.dumps({**FAST, "irm_start": 400}))
     assert record["settings"]["irm_start"] == 400
     monkeypatch.setattr(methods, "model_for", lambda *a, **k: limited)     # the CLI loads `limited`
     assert main(["-i", str(FACE), "-o", str(tmp_path / "o"), "--tiny", "--aligned", "--tem-t", "12",

@@ -15,7 +15,7 @@ from bench import uncertainty_vs_error as BU
 from diffbfr import methods
 from diffbfr.methods import DiffBFRSettings
 from diffbfr.photo import restore_faces
-from diffbfr.uncertainty import K, first_sampling_stage, from_samples, heat_map, stochastic, uncertainties, uncertainty
+from diffbfr.uncertainty import K, first_sampling_stage, from_samples, heat_map, stochastic, uncertainties
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = np.asarray(Image.open(ROOT / "examples" / "astronaut_face_aligned.png").convert("RGB").resize((128, 128)))
@@ -36,7 +36,7 @@ def test_identical_samples_give_zero_uncertainty(model):
 
 
 def test_eta_gives_positive_uncertainty_and_images(model):
-    u = uncertainty(model, FACE, FAST)
+    (u,) = uncertainties(model, [FACE], stochastic(model.method, FAST))
     assert len(u.samples) == K and not u.deterministic and u.score > 0
     assert u.std.shape == (128, 128) and u.std.dtype == np.float32 and (u.std >= 0).all()
     for img in (u.heat, u.overlay):
@@ -47,10 +47,10 @@ def test_eta_gives_positive_uncertainty_and_images(model):
 
 
 def test_skipped_stages_are_deterministic(model):
-    off = stochastic(DiffBFRSettings(irm_start=0, irm2_start=0, tem_t=0))
+    off = stochastic(model.method, DiffBFRSettings(irm_start=0, irm2_start=0, tem_t=0))
     assert off.eta == 1.0
     # single draws: the stage-1 mean would hide the disagreement the map measures
-    assert DiffBFRSettings().irm64_samples > 1 and stochastic(DiffBFRSettings()).irm64_samples == 1
+    assert DiffBFRSettings().irm64_samples > 1 and stochastic(model.method, DiffBFRSettings()).irm64_samples == 1
     u = uncertainties(model, [FACE], off)[0]
     assert u.deterministic and u.score == 0.0
 
@@ -68,7 +68,7 @@ def test_k_samples_use_one_network_call_per_step(model):
     model.run_stage = counted
     try:
         assert K <= model.max_batch
-        uncertainties(model, [FACE], stochastic(FAST), K)
+        uncertainties(model, [FACE], stochastic(model.method, FAST), K)
     finally:
         del model.run_stage
         for h in hooks:
@@ -78,7 +78,7 @@ def test_k_samples_use_one_network_call_per_step(model):
 
 
 def test_k_copies_run_the_first_sampling_stage_and_the_result_is_a_plain_restore(model):
-    s = stochastic(FAST)
+    s = stochastic(model.method, FAST)
     assert first_sampling_stage(model.method, s) == "irm64"
     skip1 = replace(s, irm_start=0)   # Auto's choice for light faces: stage 1 skipped
     assert first_sampling_stage(model.method, skip1) == "irm128"

@@ -13,9 +13,10 @@ from PIL import Image
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
-from diffbfr.photo import PhotoRestorer
+from diffbfr.photo import PhotoOptions, PhotoRestorer
 from diffbfr.stage_cache import LRUCache, image_key
 from diffbfr.work_budget import LOOK_HARDER_S, WORK_BUDGET_S, face_work, fit, scaled_counts
+from tests.app_calls import restore_api
 from ui.handlers import Handlers
 from ui.state import AppState
 
@@ -104,7 +105,7 @@ def test_the_app_restores_every_face_with_fewer_steps_and_says_so(two_people, on
     key = image_key(two_people)
     detections.put((key, False, True), detections.get((key, False, False)))
     harder = PhotoRestorer(model, identity=False, work_budget=budget + LOOK_HARDER_S, detections=detections)
-    capped_harder = harder.restore(two_people, heavy, thorough=True)
+    capped_harder = harder.restore(two_people, heavy, PhotoOptions(thorough=True))
     assert capped_harder.work["budget_s"] == pytest.approx(budget)
     assert capped_harder.work["lowered"] == record["work"]["lowered"]   # the faces got what was left
     assert any('"Look harder" spent' in n for n in capped_harder.notices)
@@ -116,6 +117,6 @@ def test_the_app_bounds_every_restore_and_the_api_record_says_it(tmp_path, monke
     assert all(r.work_budget == WORK_BUDGET_S for r in h.app.restorers.values())
     photo = tmp_path / "face.png"
     photo.write_bytes((ROOT / "examples" / "astronaut_face_aligned.png").read_bytes())
-    *_, record = h.api_restore(str(photo), "diffbfr", True, '{"irm64_steps": 50, "irm64_samples": 8, "tem_steps": 1}')
+    *_, record = restore_api(h).restore(str(photo), "diffbfr", True, '{"irm64_steps": 50, "irm64_samples": 8, "tem_steps": 1}')
     assert record["work"]["budget_s"] == WORK_BUDGET_S and record["work"]["lowered"]["irm64_steps"][0] == 50
     assert record["faces"][0]["nfe"]["irm64"] < 50 and any("Steps reduced" in n for n in record["notices"])

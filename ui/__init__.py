@@ -3,8 +3,10 @@
     state.py     what every visitor shares: the models, one PhotoRestorer per method, the
                  ZeroGPU runner (AppState, create_app), the examples
     session.py   one visitor's upload and what the page did with it (Upload), every tab's photo (UploadStore)
-    handlers.py  the page's callbacks (Handlers, Controls)
-    restore_api.py  the one-call API /restore and its refusals before the queue (RestoreAPI, mixed into Handlers)
+    handlers.py  the page's events (Handlers, Controls)
+    restore_api.py  the one-call API /restore, declared by one signature, and its refusals
+                 before the queue (RestoreAPI)
+    warm_up.py   the examples restored in the background, giving way to people's requests (InFlight)
     api_errors.py   every failed request in plain words (PlainErrorBlocks)
     outputs.py   the one place the page's outputs are assembled, by component name
     views.py     what is shown, as plain functions of the photo path's results (no Gradio)

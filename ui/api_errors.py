@@ -78,7 +78,7 @@ class PlainErrorBlocks(gr.Blocks):
         judge (a short old call, a photo named by URL, anything unforeseen) it leaves to the
         event itself, which refuses it in words as above: no verdict, the call joins the queue."""
         if isinstance(inputs, list) and OLDEST_CALL <= len(inputs) < len(fn.inputs):
-            inputs = inputs + [None] * (len(fn.inputs) - len(inputs))   # api_check: None = the default
+            inputs = inputs + [None] * (len(fn.inputs) - len(inputs))   # RestoreAPI.check: None = the default
         try:
             return await super().process_api(block_fn, inputs, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 -- a validator must never fail the request itself

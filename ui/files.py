@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from gradio.utils import get_upload_folder
 
-from diffbfr.faces.paste import upscale
+from diffbfr import methods
 from diffbfr.image_out import save_png
+from diffbfr.photo import PhotoResult
 
 MAX_BYTES = 256 * 2**20   # the results folder's bound (an 8 MP result PNG is ~11 MB)
 API_UPLOAD_GRACE_S = 120.0  # API uploads of identical bytes share one file while queued: delete later
@@ -72,17 +73,30 @@ class AppFiles:
         self.prune()
         return str(path)
 
-    def result_pair(self, up, rgb: np.ndarray, restored: np.ndarray, scale: int = 1) -> tuple[str, str]:
-        """(before, after) PNG paths for the slider (`rgb`: the upload's photo); `after` is also the download, named
-        <original name>_restored.png. The before image (upscaled like the result, so the two
+    def result_pair(self, up, result: PhotoResult) -> tuple[str, str]:
+        """(before, after) PNG paths for the slider; `after` is also the download, named
+        <original name>_restored.png. The before image (at the output's size, so the two
         align) is written once per photo and scale: handing Gradio arrays would re-encode it
         at slow compression on every slider move."""
-        before = self.outdir / "before" / f"{up.key[:16]}_x{scale}.png"
+        before = self.outdir / "before" / f"{up.key[:16]}_x{result.scale}.png"
         if before.exists():
             os.utime(before)  # still in use: keep prune() away from it
         else:
-            self.bytes_estimate += save_png(before, upscale(rgb, scale), compress_level=1).stat().st_size
-        return str(before), self.write(f"{up.name}_restored.png", restored)
+            self.bytes_estimate += save_png(before, result.before_at_scale(), compress_level=1).stat().st_size
+        return str(before), self.write(f"{up.name}_restored.png", result.image)
+
+    def write_faces(self, name: str, results: list[PhotoResult]) -> list[str]:
+        """Per face: the restored 128 px face and its stage strip, named after the upload `name`
+        (and the method, when several ran)."""
+        out = []
+        for r in results:
+            tag = "" if len(results) == 1 else f"_{r.method}"
+            method = methods.get(r.method)
+            for f in r.faces:
+                base = f"{name}_face{f.index + 1}{tag}"
+                out.append(self.write(f"{base}_restored.png", f.stages.result))
+                out.append(self.write(f"{base}_stages.png", f.stage_strip(method)))
+        return out
 
     def delete(self, paths) -> None:
         """Delete result files the page no longer shows (a tab's previous result, replaced by a

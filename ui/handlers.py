@@ -1,13 +1,10 @@
-"""The app's callbacks: turn photo-path results into what the page shows (ui/outputs.py) and
-user messages; the one-call API's are in ui/restore_api.py. Every callback catches its errors:
-the user sees a sentence, never a traceback."""
+"""The page's events: turn photo-path results into what the page shows (ui/outputs.py) and
+user messages. The one-call API is ui/restore_api.py, the example warm-up ui/warm_up.py. Every
+callback catches its errors: the user sees a sentence, never a traceback."""
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,17 +14,17 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.image_out import upscale_nearest
-from diffbfr.imageio import ImageError, load_image, release_memory
-from diffbfr.photo import is_unsure
-from diffbfr.stage_cache import image_key
+from diffbfr.imageio import ImageError, release_memory
+from diffbfr.photo import PhotoOptions, is_unsure
 from diffbfr.uncertainty import stochastic, uncertainties
 
 from .files import AppFiles
 from .outputs import LOAD, PHOTO, cleared, outputs
-from .restore_api import RestoreAPI
 from .session import Upload
 from .state import AppState
+from .warm_up import InFlight
 from .views import (
+    auto_words,
     details_markdown,
     face_choices,
     faces_preview,
@@ -40,9 +37,6 @@ from .views import (
 
 log = logging.getLogger("diffbfr.app")
 TOAST_S = 6   # warnings fade instead of piling up over new results
-AUTO_OFF = ("**Auto is off**: these are the sliders' settings, the same for every face (moving the "
-            "fidelity slider or a start step switches Auto off). Tick **Auto** to let it choose each "
-            "face's start steps again.")
 
 
 def knob_layout() -> list[tuple[str, S.Knob]]:
@@ -72,11 +66,17 @@ class Controls:
         path, aligned, choice, scale, thorough, auto, *values = args
         return cls(path, bool(aligned), choice, scale, bool(thorough), bool(auto), tuple(values))
 
+    def options(self, select) -> PhotoOptions:
+        """The photo path's options these controls ask for, restoring the faces `select`."""
+        return PhotoOptions(self.aligned, select, "auto" if self.scale in (None, "auto") else self.scale,
+                            self.thorough, self.auto)
 
-class Handlers(RestoreAPI):
-    """Every callback of the page (and the API's), over one AppState; `files` writes what they
-    show. ui/page.py wires them: the photo callbacks take (session, *Controls) and answer
-    outputs.PHOTO, on_image answers outputs.LOAD, on_method its `method_outputs`."""
+
+class Handlers:
+    """Every event of the page, over one AppState; `files` writes what they show (and the API's
+    results: ui/restore_api.py shares it), `in_flight` counts people's requests. ui/page.py
+    wires them: the photo callbacks take (session, *Controls) and answer outputs.PHOTO,
+    on_image answers outputs.LOAD, on_method its `method_outputs`."""
 
     def __init__(self, app: AppState, example_paths: list[str]):
         self.app = app
@@ -86,8 +86,7 @@ class Handlers(RestoreAPI):
         self.simple_names = [n for n, m in methods.METHODS.items() if m.simple is not None]
         self.method_outputs = [f"{n}-simple" for n in self.simple_names] + [
             "auto", *PHOTO[1:], "guess", "guess_text"]
-        self._users = 0   # people's requests in flight (_serving; the example warm-up waits for none)
-        self._users_lock = threading.Lock()
+        self.in_flight = InFlight()   # people's requests (the example warm-up waits for none)
 
     def on_image(self, path, up=None):
         """A photo was put in the Photo box (outputs: outputs.LOAD): decode it into the session."""
@@ -194,8 +193,11 @@ class Handlers(RestoreAPI):
             status = f"Restoring with {' and '.join(methods.get(n).title for n in shown)}…"
         else:
             status = self._loaded(up) if up is not None else ""
+        with_auto = [n for n in shown if self.app.restorers[n].auto is not None]
+        words = auto_words(methods.get(with_auto[0])) if with_auto else {}
         return list(cleared(self.method_outputs, status=status, preview=None,
-                            auto=gr.update(visible=any(self.app.restorers[n].auto is not None for n in shown)),
+                            auto=gr.update(visible=bool(with_auto), **{k: words[k] for k in ("label", "info")
+                                                                      if k in words}),
                             **{f"{n}-simple": gr.update(visible=n in shown) for n in self.simple_names}))
 
     def settings_for(self, name: str, values) -> object:
@@ -216,12 +218,12 @@ class Handlers(RestoreAPI):
             return cleared(state=None, status=f"⚠️ {exc}", preview=None)
         names = self.app.chosen(c.choice)
         try:
-            with self._serving():
+            with self.in_flight.serving():
                 results = []
                 for k, name in enumerate(names):
                     def report(f, m, _k=k, _n=name):   # f None: the step's name, no frozen percentage
                         progress(None if f is None else (_k + f) / len(names), desc=f"{methods.get(_n).title}: {m}")
-                    results.append(self._restore(name, rgb, up.key, up.selection, c, report))
+                    results.append(self.restore(name, rgb, up.key, up.selection, c, report))
         except Exception as exc:  # noqa: BLE001
             log.exception("restore failed")
             warn(without_paths(f"Restoration failed: {exc}"))
@@ -239,8 +241,9 @@ class Handlers(RestoreAPI):
         status = "\n\n".join(status_markdown(r, methods.get(r.method), self.app.models[r.method].label)
                              for r in results)
         status += "".join(f"\n- {n}" for n in up.notices)
-        if not c.auto and any(self.app.restorers[n].auto is not None for n in names):
-            status += f"\n- {AUTO_OFF}"   # the fidelity slider or a start step switched it off: say so
+        with_auto = [n for n in names if self.app.restorers[n].auto is not None]
+        if not c.auto and with_auto:   # the fidelity slider or a calibrated setting switched it off: say so
+            status += f"\n- {auto_words(methods.get(with_auto[0]))['off']}"
         shown = {"state": up, "status": status,
                  # one face shows its picker too when the detector is unsure of it (untick: leave it)
                  "pick": gr.update(choices=face_choices(first.found), visible=not c.aligned and (
@@ -253,10 +256,10 @@ class Handlers(RestoreAPI):
             return cleared(**shown)
         # what this tab showed before is replaced now: its files go (no longer clickable)
         self.files.delete(up.files)
-        before, after = self.files.result_pair(up, rgb, first.image, first.scale)
+        before, after = self.files.result_pair(up, first)
         gallery = [item for r in results for item in gallery_items(r, methods.get(r.method))]
         titles = {n: methods.get(n).title for n in names}
-        face_files = self._face_files(up, results)
+        face_files = self.files.write_faces(up.name, results)
         up.files = [after, *face_files]
         notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
         details = details_markdown(results)
@@ -265,66 +268,23 @@ class Handlers(RestoreAPI):
                        identity=identity_markdown(results, titles, quality_ok=all(notes))
                        + (f"\n\n{details}" if details else ""))
 
-    @contextmanager
-    def _serving(self):
-        """Around every network run a person asked for (page, API, uncertainty map): the
-        example warm-up waits while any is in flight, so it never slows a person down."""
-        with self._users_lock:
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._users_lock:
-                self._users -= 1
-
-    def _restore(self, name: str, rgb: np.ndarray, key: str, select, c: Controls, progress=None):
+    def restore(self, name: str, rgb: np.ndarray, key: str, select, c: Controls, progress=None):
         """One method on one photo, the way every button and slider asks for it (and the
         example warm-up, whose cache entries must be the ones a click looks up)."""
-        return self.app.restorers[name].restore(
-            rgb, self.settings_for(name, c.values), c.aligned, key=key, select=select,
-            progress=progress, scale="auto" if c.scale in (None, "auto") else int(c.scale), thorough=c.thorough,
-            auto=c.auto)
+        return self.app.restorers[name].restore(rgb, self.settings_for(name, c.values), c.options(select), key=key,
+                                                progress=progress)
 
-    def warm_examples(self, examples: list[tuple[str, bool]], pause_s: float = 0.2) -> int:
-        """Restore each example (path, is an aligned face) with the page's default method and
-        settings, so that picking one shows its result at once: the stage and detection caches
-        then hold it. Gradio's own example caching would run the whole pipeline before the
-        page opens (tens of seconds on a CPU); this runs in the background once it is open,
-        one example at a time, waiting while someone's photo is being restored. Returns the
-        number warmed."""
-        name = next(iter(self.app.restorers))
-        defaults = [self.slider_range(n, k)[2] for n, k in self.layout]   # the sliders' initial values
-        auto = any(r.auto is not None for r in self.app.restorers.values())   # the Auto box's default
-        done = 0
-        for path, aligned in examples:
-            while self._users:
-                time.sleep(pause_s)
-            try:
-                rgb = load_image(path).rgb
-                self._restore(name, rgb, image_key(rgb), None,
-                              Controls(path, aligned, name, "auto", False, auto, tuple(defaults)))
-                done += 1
-            except Exception:  # noqa: BLE001 -- a bad example must not stop the app
-                log.exception("warming example %s failed", path)
-        log.info("example results ready: %d of %d", done, len(examples))
-        return done
-
-    def _face_files(self, up: Upload, results) -> list[str]:
-        """Per face: the restored 128 px face and its stage strip, named after the upload."""
-        out = []
-        for r in results:
-            tag = "" if len(results) == 1 else f"_{r.method}"
-            method = methods.get(r.method)
-            for f in r.faces:
-                base = f"{up.name}_face{f.index + 1}{tag}"
-                out.append(self.files.write(f"{base}_restored.png", f.stages.result))
-                out.append(self.files.write(f"{base}_stages.png", f.stage_strip(method)))
-        return out
+    def page_controls(self, path: str | None, aligned: bool) -> Controls:
+        """The controls as the page opens (the first method, the sliders' initial values, the
+        Auto box's default, output size auto) with `path` in the photo box."""
+        values = [self.slider_range(n, k)[2] for n, k in self.layout]
+        auto = any(r.auto is not None for r in self.app.restorers.values())
+        return Controls(path, aligned, next(iter(self.app.restorers)), "auto", False, auto, tuple(values))
 
     def on_uncertainty(self, up, progress=gr.Progress()):
-        """Where is the model guessing: K = 4 samples of each restored face with per-step noise
-        (eta = 1) through its first sampling stage, batched; the per-pixel spread as a heat map
-        over the result on screen."""
+        """Where is the model guessing: K = 4 samples of each restored face at its method's
+        uncertainty settings (DiffBFR: per-step noise) through its first sampling stage,
+        batched; the per-pixel spread as a heat map over the result on screen."""
         if up is None or not up.last or not up.last[0].faces:
             warn("Restore a photo first.")
             return [], ""
@@ -332,9 +292,10 @@ class Handlers(RestoreAPI):
         for r in up.last:
             restorer = self.app.restorers[r.method]
             progress(0.1, desc=f"{methods.get(r.method).title}: 4 samples per face")
-            with self._serving():
+            with self.in_flight.serving():
                 maps = uncertainties(restorer.model, [f.stages["lq"] for f in r.faces],
-                                     [stochastic(f.settings) for f in r.faces], runner=restorer.runner,
+                                     [stochastic(restorer.model.method, f.settings) for f in r.faces],
+                                     runner=restorer.runner,
                                      over=[f.stages.result for f in r.faces])
             for f, u in zip(r.faces, maps):
                 items += [(upscale_nearest(u.overlay, 256), f"Face {f.index + 1} · where it guesses"),

@@ -2,11 +2,12 @@
 
 build_demo lays the page out top to bottom (_photo_column, _result_column, _advanced,
 _examples), then wires the events (_wire_photo, _wire_tuning, _wire_method) and the one-call
-API (_api). Components are handed around by name, the names ui/outputs.py and the handlers use.
+API (_api: its hidden inputs made from RestoreAPI.restore's signature). Components are handed
+around by name, the names ui/outputs.py and the handlers use.
 """
 from __future__ import annotations
 
-import threading
+import inspect
 
 import gradio as gr
 
@@ -16,8 +17,10 @@ from .api_errors import PlainErrorBlocks
 from .files import is_aligned_example
 from .handlers import Handlers
 from .outputs import LOAD, PHOTO
+from .restore_api import RestoreAPI
 from .state import BOTH, AppState, example_files, example_rows
-from .views import weights_notice
+from .views import auto_words, weights_notice
+from .warm_up import start_warm_up
 
 SCALE_CHOICES = [("Auto", "auto"), ("Same size", "1"), ("2x", "2"), ("4x", "4")]
 # what a restore reads after the session, in this order (handlers.Controls), then every slider
@@ -82,8 +85,9 @@ def method_choices(app: AppState) -> list[tuple[str, str]]:
 
 
 def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
-    """The page. warm_examples: restore the examples in the background (Handlers.warm_examples)."""
+    """The page. warm_examples: restore the examples in the background (ui/warm_up.py)."""
     h = Handlers(app, example_files())
+    api = RestoreAPI(app, h.files, h.in_flight)
     c: dict[str, gr.components.Component] = {}   # the page's components by name
     # PlainErrorBlocks: every failure, Gradio's own checks included, reaches people in words
     with PlainErrorBlocks(title="diffbfr face restoration", delete_cache=(900, 1800)) as demo:
@@ -106,10 +110,9 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
         _wire_photo(c, h, sliders, examples)
         _wire_tuning(c, h, sliders)
         _wire_method(c, h, sliders)
-        _api(h, first=next(iter(app.restorers)))
+        _api(api)
     if warm_examples:
-        threading.Thread(target=h.warm_examples, args=(example_rows(),), daemon=True,
-                         name="warm-examples").start()
+        start_warm_up(h, example_rows())
     return demo
 
 
@@ -138,11 +141,9 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
                                             label=f"{method.simple.label} ({method.title})",
                                             info=method.simple.help, elem_id=f"{name}-simple",
                                             visible=name == first)
-    has_auto = any(r.auto is not None for r in app.restorers.values())
-    c["auto"] = gr.Checkbox(has_auto, label="Auto: choose the start steps from how damaged each face looks",
-                            info="Each face gets settings calibrated for its estimated degradation "
-                                 "(shown under the result). Moving the fidelity slider or a start step "
-                                 "switches it off; tick it again to go back.",
+    with_auto = [n for n, r in app.restorers.items() if r.auto is not None]
+    words = auto_words(methods.get(with_auto[0] if with_auto else first))
+    c["auto"] = gr.Checkbox(bool(with_auto), label=words["label"], info=words["info"],
                             visible=app.restorers[first].auto is not None, elem_id="auto")
     return gr.Column(elem_id="examples_side")
 
@@ -163,7 +164,7 @@ def _result_column(c: dict) -> None:
                             format="jpeg")
     c["face_files"] = gr.File(label="Per-face downloads", file_count="multiple", visible=False,
                               elem_id="face_files")
-    c["guess_btn"] = gr.Button("Where is it guessing? (4 samples per face, about 2x a restore)",
+    c["guess_btn"] = gr.Button("Where is it guessing? (4 samples per face, about 1.3x a restore)",
                                elem_id="guess")
     c["guess"] = gr.Gallery(label="Where the model is guessing (bright = samples disagree)", columns=4,
                             format="png", object_fit="contain", elem_id="guessing")
@@ -229,11 +230,11 @@ def _wire_photo(c: dict, h: Handlers, sliders: list, examples) -> None:
 
 
 def _wire_tuning(c: dict, h: Handlers, sliders: list) -> None:
-    """Every setting reruns live what it affects; moving a start step switches Auto off."""
+    """Every setting reruns live what it affects; moving a setting Auto chooses switches Auto off."""
     inputs, outputs, tune = _inputs(c, sliders), [c[n] for n in PHOTO], _tune(c)
     manual = {f for r in h.app.restorers.values() if r.auto is not None for f in r.auto.calibration.fields}
     for sl, (_, k) in zip(sliders, h.layout):
-        if k.name in manual:  # moving a start-step slider means "I choose": Auto off
+        if k.name in manual:  # moving a slider Auto would set means "I choose": Auto off
             sl.release(lambda: gr.update(value=False), None, [c["auto"]], **PRIVATE) \
                 .then(h.on_tune, inputs, outputs, **tune)
         else:
@@ -257,13 +258,27 @@ def _wire_method(c: dict, h: Handlers, sliders: list) -> None:
             .then(h.on_tune, inputs, outputs, **tune)
 
 
-def _api(h: Handlers, first: str) -> None:
+def api_inputs(fn) -> list[gr.components.Component]:
+    """An endpoint's hidden input components, one per parameter of `fn` (its one declaration),
+    each holding the parameter's default: a client's value for an argument it leaves out. The
+    parameter without a default is the photo; a bool is a checkbox; any other a text box."""
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.default is inspect.Parameter.empty:
+            out.append(PhotoInput(type="filepath", image_mode=None))
+        elif isinstance(p.default, bool):
+            out.append(gr.Checkbox(p.default))
+        else:
+            out.append(gr.Textbox(value=p.default))
+    return out
+
+
+def _api(api: RestoreAPI) -> None:
     """The one-call API: photo + method + settings (JSON) -> restored photo, stages, JSON record;
     its defaults are the page's (README, "One-call API")."""
     with gr.Row(visible=False):
-        api_in = [PhotoInput(type="filepath", image_mode=None), gr.Textbox(value=first), gr.Checkbox(False),
-                  gr.Textbox(value="{}"), gr.Checkbox(True), gr.Textbox(value="auto")]  # auto, scale: as the page
+        api_in = api_inputs(api.restore)   # the page's defaults, as RestoreAPI.restore declares them
         api_out = [gr.Image(type="filepath", format="png"), gr.Gallery(format="png"), gr.JSON()]
         # validator: the cheap refusals are answered when the call arrives, not after its turn
-        gr.Button().click(h.api_restore, api_in, api_out, api_name="restore", concurrency_id="gpu",
-                          validator=h.api_check)
+        gr.Button().click(api.restore, api_in, api_out, api_name="restore", concurrency_id="gpu",
+                          validator=api.check)

@@ -1,11 +1,16 @@
 """The one-call API, /restore: photo + method + settings -> the restored photo, every stage of
 every face, and the JSON record (README, "One-call API").
 
-Its cheap refusals (no photo, a file that is not an image, an unknown method, refused settings
-or options) are given by api_check, which Gradio runs as the event's validator when the call
-arrives, before it joins the queue: a refused call never waits behind a restore."""
+Declared once: the signature of RestoreAPI.restore names the arguments and holds their
+defaults (the page's; `method`'s, the app's first, is filled in when the API is made), and the
+page makes the endpoint's hidden input components from it (ui/page.py: api_inputs). Its cheap refusals (no photo, a file that is not an image, an unknown method,
+refused settings or options) are given by RestoreAPI.check, which Gradio runs as the event's
+validator when the call arrives, before it joins the queue: a refused call never waits behind
+a restore."""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from pathlib import Path
 
@@ -15,6 +20,7 @@ import numpy as np
 from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.imageio import ImageError, check_file, load_image, release_memory
+from diffbfr.photo import PhotoOptions
 from diffbfr.stage_cache import image_key
 
 from .views import gallery_items, without_paths
@@ -25,11 +31,17 @@ CHOICES = {"scale": {"auto": "auto", "1": 1, "2": 2, "4": 4}, "auto": {"true": T
 
 
 class RestoreAPI:
-    """The API's callbacks, mixed into ui.handlers.Handlers (its app, files and _serving)."""
+    """/restore over the app's restorers; `files` writes what it returns (shared with the page's
+    events), `in_flight` counts it as a person's request (the example warm-up waits)."""
 
-    def api_check(self, image, method=None, aligned=None, settings_json=None, auto=None, scale=None):
+    def __init__(self, app, files, in_flight):
+        self.app, self.files, self.in_flight = app, files, in_flight
+        # the signature is the declaration; the one default only the app knows is its first method
+        self.restore = with_defaults(self.restore, method=next(iter(app.restorers)))
+
+    def check(self, image, method=None, aligned=None, settings_json=None, auto=None, scale=None):
         """The validator of /restore (its arguments, the page's defaults for those left out):
-        one gr.validate per argument, each refusal in the words api_restore would use; a refused
+        one gr.validate per argument, each refusal in the words `restore` would use; a refused
         upload is deleted. Reads the photo's header only, so it answers at once."""
         problems = {}
         if not image:
@@ -53,21 +65,21 @@ class RestoreAPI:
                 api_choice(arg, value, CHOICES[arg], None)
             except S.SettingsError as exc:
                 problems[arg] = without_paths(exc)
-        names = ("image", "method", "aligned", "settings_json", "auto", "scale")
+        names = inspect.signature(self.restore).parameters
         return [gr.validate(n not in problems, problems.get(n, "")) for n in names]
 
     def unknown_method(self, method) -> str:
         return f"method {method!r} is not available; available: {', '.join(self.app.restorers)}"
 
-    def api_restore(self, image: str, method: str = "diffbfr", aligned: bool = False,
-                    settings_json: str = "{}", auto: bool = True, scale: str = "auto"):
+    def restore(self, image: str, method: str | None = None, aligned: bool = False, settings_json: str = "{}",
+                auto: bool = True, scale: str = "auto"):
         """One call: photo + method + settings -> the restored photo, every stage of every face,
         and a JSON record. Arguments and defaults are the page's (README, "One-call API"):
         `settings_json` a JSON object of that method's settings (missing ones: the defaults;
         checked by diffbfr.settings.validate, which refuses, never clamps, a bad value);
-        `auto` (default on, as on the page) picks the start steps per face, except when the
-        settings name one of them (as moving a start-step slider switches Auto off on the
-        page); `scale` "auto" (the page's default), "1", "2" or "4"."""
+        `auto` (default on, as on the page) picks the settings Auto calibrates per face (DiffBFR:
+        the start steps), except when the settings name one of them (as moving such a slider
+        switches Auto off on the page); `scale` "auto" (the page's default), "1", "2" or "4"."""
         if not image:
             raise gr.Error(NO_PHOTO)
         if method not in self.app.restorers:
@@ -82,9 +94,9 @@ class RestoreAPI:
             overridden = sorted(named & calibrated)
             use_auto = want_auto and bool(calibrated) and not overridden
             loaded = load_image(image)   # one call: not kept in the tabs' UploadStore
-            with self._serving():
-                result = restorer.restore(loaded.rgb, s, aligned, key=image_key(loaded.rgb), scale=out_scale,
-                                          auto=use_auto)
+            with self.in_flight.serving():
+                result = restorer.restore(loaded.rgb, s, PhotoOptions(aligned=aligned, scale=out_scale, auto=use_auto),
+                                          key=image_key(loaded.rgb))
         except (ImageError, ValueError, KeyError) as exc:
             raise gr.Error(without_paths(exc)) from None
         finally:
@@ -101,6 +113,21 @@ class RestoreAPI:
         record = result.to_record(notices)   # the one result record (the CLI writes it too)
         record["auto"] = {"requested": want_auto, "used": use_auto, "available": bool(calibrated)}
         return restored, gallery, record
+
+
+def with_defaults(fn, **defaults):
+    """`fn` with some of its parameters' defaults replaced, in its signature too (what Gradio
+    and api_inputs read)."""
+    sig = inspect.signature(fn)
+    sig = sig.replace(parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in sig.parameters.values()])
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return fn(*bound.args, **bound.kwargs)
+    call.__signature__ = sig
+    return call
 
 
 def api_settings(model: methods.Model, settings_json) -> tuple[object, set[str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from diffbfr import methods, paths
 from diffbfr.auto import Auto
-from diffbfr.face_stages import run_stages
+from diffbfr.face_stages import worker_runner
 from diffbfr.photo import PhotoRestorer
 from diffbfr.stage_cache import LRUCache
 from diffbfr.work_budget import WORK_BUDGET_S
@@ -81,21 +81,10 @@ def create_app(weights: str | Path = ROOT / "weights", device: str | None = None
         unavailable.pop(first, None)
     _MODELS.clear()
     _MODELS.update(models)
-    return AppState(models, unavailable, identity=identity, runner=stage_runner_for(_MODELS, gpu, ON_ZERO_GPU),
-                    autos=autos)
-
-
-def stage_runner_for(models: dict[str, methods.Model], gpu, on_zero_gpu: bool):
-    """The runner the photo path calls for every network evaluation. On ZeroGPU it runs in a
-    worker process that receives its arguments pickled: the model travels by name, and no
-    progress callback can cross."""
-    @gpu(duration=60)
-    def run_on_gpu(method: str, jobs, settings, seeds, progress=None, upto=None):
-        return run_stages(models[method], jobs, settings, seeds, progress, upto)
-
-    def runner(model, jobs, settings, seeds=None, progress=None, upto=None):
-        return run_on_gpu(model.name, jobs, settings, seeds, None if on_zero_gpu else progress, upto)
-    return runner
+    # every network evaluation through the runner a ZeroGPU Space needs (no progress callback
+    # can cross to its worker there)
+    return AppState(models, unavailable, identity=identity, autos=autos,
+                    runner=worker_runner(_MODELS, gpu(duration=60), progress_crosses=not ON_ZERO_GPU))
 
 
 def example_files() -> list[str]:

@@ -47,14 +47,26 @@ def settings_from_ui(method: Method, values) -> object:
     return S.validate(method.settings, dict(zip(names, values)))
 
 
-def identity_meaning(d: float | None) -> str:
+def auto_words(method: Method) -> dict[str, str]:
+    """The Auto box's label and help, and the status note while it is off, in the method's own
+    words for what Auto chooses per face (Method.auto_words)."""
+    every, one = method.auto_words
+    return {"label": f"Auto: choose the {every} from how damaged each face looks",
+            "info": "Each face gets settings calibrated for its estimated degradation (shown under the result). "
+                    f"Moving the fidelity slider or {one} switches it off; tick it again to go back.",
+            "off": "**Auto is off**: these are the sliders' settings, the same for every face (moving the "
+                   f"fidelity slider or {one} switches Auto off). Tick **Auto** to let it choose each face's "
+                   f"{every} again."}
+
+
+def identity_meaning(d: float | None, method: Method) -> str:
     if d is None:
         return "n/a: the identity model found no face in the input or the result"
     if d < 0.4:
         return "very likely the same person"
     if d < SAME_PERSON_THRESHOLD:
         return f"probably the same person (below dlib's {SAME_PERSON_THRESHOLD} threshold)"
-    return "identity drifted: try a lower IRM start step"
+    return "identity drifted" + (f": {method.drift_hint}" if method.drift_hint else "")
 
 
 def identity_markdown(results: list[PhotoResult], titles: dict[str, str], quality_ok: bool = True) -> str:
@@ -66,7 +78,8 @@ def identity_markdown(results: list[PhotoResult], titles: dict[str, str], qualit
     lines = [head, "|---|" + ("---|" if many else "") + "---|---|"]
     for r, f in rows:
         num = "n/a" if f.identity is None else f"{f.identity:.3f}"
-        meaning = "left as it was (not restored)" if f.left_as_is else identity_meaning(f.identity)
+        meaning = ("left as it was (not restored)" if f.left_as_is
+                   else identity_meaning(f.identity, methods.get(r.method)))
         lines.append(f"| {f.index + 1} | " + (f"{titles[r.method]} | " if many else "")
                      + f"{num} | {meaning} |")
     lines.append(f"\n*Distance between dlib face embeddings: 0 = identical, below {SAME_PERSON_THRESHOLD} "

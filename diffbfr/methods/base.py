@@ -80,6 +80,17 @@ class Method:
     # nets -> one module made of them (their tensors, not copies), for a method whose stage runs
     # its networks as one (Panini-Net); the Model keeps it (Model.assembled)
     assemble: Callable[[dict[str, nn.Module]], nn.Module] | None = None
+    # The settings field that seeds face k's randomness (`seeds` of a stage function; the photo
+    # path, the uncertainty map). None: the method draws nothing random, every face is seeded 0.
+    seed: str | None = None
+    # The settings the uncertainty map runs at (diffbfr/uncertainty.py: stochastic()): what makes
+    # single draws differ step by step turned on, any average of several draws cut to one draw
+    # (a mean hides the disagreement the map measures). Empty: the settings as they are.
+    uncertainty_settings: dict = field(default_factory=dict)
+    # The page's words for the settings Auto chooses per face (its calibration's fields), as
+    # (all of them, one of them), and its advice when a result drifted from the person
+    auto_words: tuple[str, str] = ("settings", "a setting")
+    drift_hint: str = ""
 
     def __post_init__(self):
         known = {INPUT}
@@ -96,6 +107,9 @@ class Method:
         for name, net in self.timestep_networks.items():
             if name not in fields or net not in self.networks:
                 raise ValueError(f"{self.name}: timestep_networks maps {name!r} -> {net!r}: unknown setting or network")
+        unknown = {self.seed} - fields - {None} | set(self.uncertainty_settings) - fields
+        if unknown:
+            raise ValueError(f"{self.name}: seed / uncertainty_settings name unknown settings {sorted(unknown)}")
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -132,12 +146,9 @@ class Method:
             out += [f for f in st.fields if f not in out]
         return tuple(out)
 
-    def first_affected(self, setting: str) -> str | None:
-        """The first stage whose output changes when `setting` changes (None: no stage)."""
-        for st in self.stages:
-            if setting in self.key_fields(st.name):
-                return st.name
-        return None
+    def seed_of(self, s) -> int:
+        """The seed settings `s` give a face (0 for a method that draws nothing random)."""
+        return int(getattr(s, self.seed)) if self.seed else 0
 
     def nfe(self, s) -> dict[str, int]:
         return {st.name: int(st.nfe(s)) for st in self.stages}

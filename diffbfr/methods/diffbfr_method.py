@@ -29,10 +29,9 @@ from .base import INPUT, Method, Model, SimpleControl, Stage
 
 @dataclass(frozen=True)
 class DiffBFRSettings:
-    # Defaults chosen from `python -m bench.quality --limit 40 --no-identity --sweep irm2_start=0,50,100,200
-    # --sweep irm_start=100,200,300,400 --sweep tem_t=0,5,20` with the shipped CPU weights
-    # (weights/diffbfr/README.md): stage 2 repaints less (100: the lowest NIQE, +0.16 dB over 200) and
-    # TEM cleans more (20: higher PSNR and lower NIQE than 5).
+    # Defaults chosen by bench.quality sweeps (weights/diffbfr/HISTORY.md, "Sweeps that chose the
+    # default settings"): stage 2 repaints little (its start 100 beat 200 on PSNR and NIQE) and
+    # TEM cleans more (20 beat 5 on both).
     irm_start: float = knob(200.0, 0, 1000, 10, "IRM start step",
                             "Noise put on the low-quality face before stage 1 (64 px). More noise: "
                             "more detail is invented, less identity is kept. 0 skips stage 1: stage 2 "
@@ -47,16 +46,14 @@ class DiffBFRSettings:
     # Step counts end where the page's sliders end, for every caller (API, CLI, page): time grows
     # linearly with them (1000 stage-1 steps took 65 s per face through the API) for no visible
     # gain past a few tens. bench.speed builds its 1000-step baselines directly, unvalidated.
-    # Stage 1's x0-L1 network restores best in few steps: `--sweep irm64_steps=1,2,4,10` (40 faces,
-    # session-3 weights) gave final PSNR light 31.16/31.42/31.41/31.14, medium 26.21/26.34/26.27/
-    # 26.12, heavy 20.62/20.60/20.59/20.47 dB, NIQE ~0.1 higher at 2 than at 10; 2 is also ~100 ms faster.
+    # Stage 1's x0-L1 network is most faithful in few steps (each extra step re-noises it and moves
+    # it toward the mean face); 2 is also ~100 ms faster than 10 (HISTORY.md's irm64_steps sweep).
     irm64_steps: int = knob(2, 1, 50, 1, "Sampling steps (stage 1)",
                             "Denoising steps of IRM stage 1: more gives finer texture but a little "
                             "less fidelity, and is slower (time grows linearly).")
-    # Averaging stage-1 samples removes what the start noise alone decides: `bench.quality --limit 40
-    # --no-identity --sweep irm64_samples=1,2,4,8` (session-3 weights) gave final PSNR light 31.43/
-    # 31.54/31.62/31.66, medium 26.38/26.46/26.51/26.54, heavy 20.60/20.69/20.76/20.77 dB, NIQE
-    # +0.05/+0.22/+0.12 at 4 (TEM and the fidelity slider give texture back); 4 costs ~3 stage-1 passes.
+    # Averaging stage-1 samples removes what the start noise alone decides: closer to the photo at
+    # every level for a little texture, which TEM and the fidelity slider give back; 4 costs ~3
+    # stage-1 passes (weights/diffbfr/HISTORY.md, "Session 4's probes").
     irm64_samples: int = knob(4, 1, 8, 1, "Stage-1 samples averaged",
                               "Stage 1 draws this many restorations (different noise) and hands stage 2 "
                               "their mean: closer to the photo, less invented; each costs one more stage-1 pass.")
@@ -139,9 +136,7 @@ def tiny_networks(seed: int) -> dict:
 # Where the fidelity <-> detail slider's right end puts each setting (further capped by the range
 # the loaded network was trained on). Past the defaults the trade is TEM's: with the x0-L1 IRM
 # networks more IRM noise only blurs, while TEM (v-loss, unconditional) at larger timesteps with
-# more steps invents texture: `bench.quality --levels medium --limit 40 --no-identity --tem-t 80
-# --sweep tem_steps=2,4,6,10` took NIQE 3.77 -> 3.09, and --sweep tem_t with 10 steps traded
-# PSNR 26.00 -> 25.28 dB for NIQE 3.29 -> 2.92 (weights/diffbfr/README.md, "Fidelity <-> detail").
+# more steps invents texture (weights/diffbfr/README.md, "Fidelity ↔ detail": the sweeps).
 # Stage 1's averaging goes the other way: fewer samples, more of what the noise invents.
 DETAIL_END = {"irm_start": 400.0, "irm2_start": 200.0, "tem_t": 100.0, "tem_steps": 10, "irm64_samples": 1}
 
@@ -168,7 +163,7 @@ def fidelity_to_detail(position: float, limits: dict | None = None) -> dict:
 _SAMPLING = ("seed", "eta")
 # One face's network evaluation on the 2-core CPU, in seconds (README's speed table, bench.speed
 # --repeats 5: IRM 64 27 ms for 2 steps of one sample, 60 ms of 4; IRM 128 68 ms for 4 steps; TEM,
-# the shuffle net since session 5, 46 ms for 2): what the app's budget of work per request adds
+# the shuffle net, 46 ms for 2): what the app's budget of work per request adds
 # up (diffbfr/work_budget.py).
 IRM64_CALL_S, IRM64_SAMPLE_S, IRM128_EVAL_S, TEM_EVAL_S = 0.008, 0.0055, 0.017, 0.023
 DIFFBFR = Method(
@@ -193,6 +188,12 @@ DIFFBFR = Method(
     ),
     networks=NETWORKS,
     tiny_networks=tiny_networks,
+    seed="seed",
+    # the uncertainty map: IRM's sampler with fresh noise at every step, and single stage-1 draws
+    # (the 4-sample mean left a spread of ~1 grey level instead of 2-5)
+    uncertainty_settings={"eta": 1.0, "irm64_samples": 1},
+    auto_words=("start steps", "a start step"),
+    drift_hint="try a lower IRM start step",
     description="Two cascaded conditional diffusion models (IRM, 64 then 128 px) with truncated "
                 "sampling from the noised low-quality face, then an unconditional clean-face model "
                 "(TEM) that repaints fine texture from a small timestep.",

@@ -42,12 +42,8 @@ class PaniniSettings:
                               "instead of from your photo. 0 = as trained for this kind of damage; higher "
                               "= more invented detail (a cleaner but more generic face); lower = closer "
                               "to your photo, defects included.", advanced=False)
-
-    @property
-    def seed(self) -> int:
-        """The photo path seeds each face from `settings.seed`; Panini-Net draws nothing random,
-        so this is a constant and not a knob (a slider that changes nothing would mislead)."""
-        return 0
+    # no seed: Panini-Net draws nothing random (Method.seed is None), and a slider that changes
+    # nothing would mislead
 
 
 def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
@@ -109,6 +105,7 @@ PANINI = Method(
     networks=PARTS,
     assemble=assemble,
     tiny_networks=tiny_networks,
+    drift_hint="try a lower prior strength",
     description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "
                 "encoder reads the low-quality photo. At every scale from 4 to 64 px the two are "
                 "mixed feature by feature, and how much comes from the prior depends on how damaged "
