@@ -61,7 +61,7 @@ def measure(name: str, cfg: PaniniConfig, dcfg: DiscriminatorConfig, tiny: bool,
     ws = g.w_avg.expand(1, g.num_ws, -1)
     dafi = nn.ModuleList(net.dafi.values())
     rows = {"generator": size(g), "discriminator": size(d), "encoder": size(net.encoder),
-            "DAFI (5 blocks)": size(dafi), "DRE": size(net.dre), "PaniniNet (all)": size(net)}
+            f"DAFI ({len(dafi)} blocks)": size(dafi), "DRE": size(net.dre), "PaniniNet (all)": size(net)}
     ms = {
         "PaniniNet restore": median_ms(lambda: net(lq), repeats, warmup),
         "  DRE": median_ms(lambda: net.dre(lq), repeats, warmup),
