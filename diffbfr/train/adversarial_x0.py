@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .projected_d import ProjectedConfig, ProjectedDiscriminator, critic_step, features, realism_terms
+from .projected_d import ProjectedConfig, ProjectedDiscriminator, critic_step, features_of, realism_terms
 
 
 class AdversarialX0:
@@ -21,10 +21,9 @@ class AdversarialX0:
 
     def __init__(self, args, tiny: bool = False):
         self.args = args
-        size = args.feature_size
         self.d = ProjectedDiscriminator(ProjectedConfig(width=16, features="tiny") if tiny
-                                        else ProjectedConfig(feature_size=size))
-        self.feats = features(self.d.config.features, self.d.config.feature_size)
+                                        else ProjectedConfig(feature_size=args.feature_size))
+        self.feats = features_of(self.d.config)
         self.opt = torch.optim.Adam(self.d.parameters(), lr=args.d_lr, betas=(0.0, 0.99))
 
     def to(self, device):

@@ -46,7 +46,7 @@ from .loop import Trainer, add_run_args, device_name, export, holdout, log, run,
 from .run_state import STATE_JSON, InitError
 from .panini_eval import prior_val, restore_val, sample_sheet
 from .panini_steps import prior_step, projected_prior_step, projected_restore_step, restore_step
-from .projected_d import ProjectedConfig, ProjectedDiscriminator, features
+from .projected_d import ProjectedConfig, ProjectedDiscriminator, features_of
 
 PRIOR, RESTORE = NAMES = ("panini-prior", "panini-restore")
 VAL_SEED = 20240601     # fixed: validation does not move with --seed
@@ -246,7 +246,7 @@ class PaniniTrainer(Trainer):
                                                                        b["warm_start"])
         self.model, self.ema, self.d, self.opt, self.d_opt = b["model"], b["ema"], b["d"], b["opt"], b["d_opt"]
         self.enc = b.get("enc")
-        self.feats = features(self.d.config.features) if args.disc == "projected" else None
+        self.feats = features_of(self.d.config) if args.disc == "projected" else None
 
     def started(self, step: int, start: dict) -> None:
         args, device, cuda = self.args, self.device, self.cuda

@@ -106,6 +106,12 @@ def features(kind: str = "efficientnet-lite0", size: int = FEATURE_SIZE) -> nn.M
     return _tiny_features() if kind == "tiny" else lite0_features(size)
 
 
+def features_of(config: "ProjectedConfig") -> nn.Module:
+    """The frozen feature network a discriminator's config names, fed at the side it stores:
+    a D trained on native-size crops keeps judging them at that size when warm-started."""
+    return features(config.features, config.feature_size)
+
+
 @functools.lru_cache(maxsize=1)
 def _tiny_features() -> TinyFeatures:
     torch.manual_seed(0)
