@@ -206,7 +206,10 @@ def warm_start(args, b: dict) -> None:
         log(f"encoder: {folder / 'encoder.safetensors'}")
     if args.stage == RESTORE:
         for name, (module, _) in split(b["model"]).items():
-            load_into(module, folder / f"{name}.safetensors")
+            path = folder / f"{name}.safetensors"
+            if name == "dre" and not path.is_file():  # the method's one DRE (--dre), not a copy per folder
+                path = Path(args.dre)
+            load_into(module, path)
         b["ema"].load_state_dict(b["model"].state_dict())
         b["model"].train()
     log(f"discriminator: {warm_discriminator(b['d'], folder)}")
