@@ -1,8 +1,8 @@
 """Does Panini-Net lean on its GAN prior more as faces get worse (the paper's claim)?
 python -m bench.prior_share FOLDER [--limit 100]
 
-FOLDER holds the method's parts (generator, encoder, dafi, dre .safetensors), e.g.
-weights/panini/restore. The first --limit UTKFace test faces are degraded at each of
+FOLDER holds the method's trained parts (generator, encoder, dafi .safetensors), e.g.
+weights/panini/restore; the frozen DRE is --dre (default weights/panini/dre.safetensors). The first --limit UTKFace test faces are degraded at each of
 degrade.LEVELS exactly as bench.quality degrades them (fixed_degrade, the bench's seed per
 face); each face's prior share is the mean over channels and DAFI levels of the prior's share
 (0 = all from the photo, 1 = all prior). Prints the mean per level and Spearman's rho between
@@ -21,17 +21,18 @@ from scipy.stats import spearmanr  # noqa: E402
 from bench import common as C
 from diffbfr.checkpoint import load_network
 from diffbfr.frame import to_batch
+from diffbfr.methods.panini import prior_shares
 from diffbfr.nets.panini_dafi import PARTS, assemble
 from diffbfr.train.degrade import LEVELS, fixed_degrade
 
 
 @torch.no_grad()
 def face_shares(net, lqs: list[np.ndarray], batch: int = 20) -> list[float]:
-    """Per LQ face: its prior share, averaged over channels, then over DAFI levels."""
+    """Per LQ face: the mean over DAFI levels of the per-level shares the page shows."""
     out = []
     for i in range(0, len(lqs), batch):
         masks = net(to_batch(lqs[i:i + batch]), noise_mode="const")["masks"]
-        out += torch.stack([m.float().mean(1) for m in masks.values()]).mean(0).tolist()
+        out += [float(np.mean(list(levels.values()))) for levels in prior_shares(masks)]
     return out
 
 
@@ -49,8 +50,10 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--dre", default="weights/panini/dre.safetensors", help="the method's frozen DRE")
     a = p.parse_args(argv)
-    net = assemble({n: load_network(Path(a.folder) / f"{n}.safetensors") for n in PARTS})
+    parts = {n: Path(a.folder) / f"{n}.safetensors" for n in PARTS} | {"dre": Path(a.dre)}
+    net = assemble({n: load_network(path) for n, path in parts.items()})
     faces, _ = C.utk_test_faces(a.limit)
     shares = shares_by_level(net, faces)
     res = {"mean": {lv: round(float(np.mean(s)), 4) for lv, s in shares.items()},
