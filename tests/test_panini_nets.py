@@ -129,6 +129,25 @@ def test_panini_forward_shapes_and_masks():
     assert all(u[r] > m[r] for u, m in zip(up, means) for r in m)
 
 
+def test_image_dafi_blends_the_output_with_the_input_face():
+    torch.manual_seed(0)
+    net = PaniniNet(dataclasses.replace(TINY_PANINI, image_dafi=True), TinyDRE()).eval()
+    plain = PaniniNet(TINY_PANINI, net.dre).eval()   # the same network without the image block
+    assert sorted(plain.load_state_dict(net.state_dict(), strict=False).unexpected_keys) == [
+        f"dafi.image.mlp.{i}.{p}" for i in (0, 2) for p in ("bias", "weight")]
+    x = lq(2)
+    with torch.no_grad():
+        out = net(x)
+        g_only = plain(x)["image"]
+        photo = net(x, prior_shift=-1e4)["image"]      # all input: the LQ face itself
+    assert out["image_share"].shape == (2, 3)
+    assert torch.allclose(out["image_share"], torch.full((2, 3), 0.5))  # fresh block: neither favoured
+    assert torch.allclose(photo, x) and not torch.allclose(g_only, x)
+    assert torch.allclose(out["image"], 0.5 * g_only + 0.5 * x, atol=1e-5)
+    shares = prior_shares(out["masks"], out["image_share"])
+    assert list(shares[0])[-1] == "image" and shares[0]["image"] == 0.5
+
+
 # ---------------------------------------------------------------- DAFI
 
 def _block(seed=0):

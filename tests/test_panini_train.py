@@ -125,6 +125,18 @@ def test_restoration_export_loads_bit_exactly_and_warm_starts(runs, pack):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_warm_start_adds_an_image_dafi_block_to_weights_without_one(runs, pack):
+    tmp, folder = runs["tmp"], runs["tmp"] / "w2"
+    grown = train.main(argv("panini-restore", pack, tmp / "grow", tmp / "w4", "--max-steps", "0",
+                            "--image-dafi", "--init-from", str(folder)))
+    assert grown["steps"] == 0
+    old, new = load_file(str(folder / "dafi.safetensors")), load_file(str(tmp / "w4" / "dafi.safetensors"))
+    added = sorted(set(new) - set(old))
+    assert added and all(k.startswith("blocks.image.") for k in added)
+    assert all(torch.equal(old[k], new[k]) for k in old)      # the trained blocks are carried over
+    assert json.loads((tmp / "w4" / "dafi.json").read_text())["config"]["image_dafi"] is True
+
+
 def test_cli_registers_the_trainers_and_explains_a_bad_start(pack, tmp_path, capsys):
     assert {"panini-prior", "panini-restore", "dre"} <= set(TRAINERS)
     rc = train_cli(argv("panini-restore", pack, tmp_path / "r", tmp_path / "w", "--dre", "random"))

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..frame import to_batch, to_images
-from ..nets.panini_dafi import PARTS, TINY_PANINI, PaniniNet, assemble, split
+from ..nets.panini_dafi import IMAGE, PARTS, TINY_PANINI, PaniniNet, assemble, split
 from ..nets.panini_dre import DRE, TINY as TINY_DRE
 from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
@@ -46,11 +46,19 @@ class PaniniSettings:
     # nothing would mislead
 
 
-def prior_shares(masks: dict[int, torch.Tensor]) -> list[dict[str, float]]:
-    """Per face: {"4": mean share of the prior over that level's channels, ...} (JSON keys)."""
+def prior_shares(masks: dict[int, torch.Tensor], image_share: torch.Tensor | None = None) -> list[dict[str, float]]:
+    """Per face: {"4": mean share of the prior over that level's channels, ..., and with an image
+    DAFI block "image": its mean over the colour channels} (JSON keys)."""
     means = {str(r): m.detach().float().mean(1).tolist() for r, m in sorted(masks.items())}
+    if image_share is not None:
+        means[IMAGE] = image_share.detach().float().mean(1).tolist()
     n = len(next(iter(means.values()))) if means else 0
     return [{r: round(v[k], 4) for r, v in means.items()} for k in range(n)]
+
+
+def feature_levels(shares: dict[str, float]) -> dict[str, float]:
+    """The feature levels of one face's shares (the paper's DAFI), without the image block."""
+    return {r: v for r, v in shares.items() if r != IMAGE}
 
 
 def run_panini(model: Model, inputs: dict, s: PaniniSettings, seeds, callback=None):
@@ -62,7 +70,8 @@ def run_panini(model: Model, inputs: dict, s: PaniniSettings, seeds, callback=No
     image = out["image"].float()
     if callback is not None:  # the samplers' per-step hook, called once: progress reads "step 1/1"
         callback({"x": image, "i": 0, "t": 0.0, "denoised": image})
-    return to_images(image), [{"prior_share": shares} for shares in prior_shares(out["masks"])]
+    return to_images(image), [{"prior_share": shares}
+                              for shares in prior_shares(out["masks"], out.get("image_share"))]
 
 
 def tiny_networks(seed: int) -> dict[str, nn.Module]:
@@ -81,7 +90,10 @@ def tiny_networks(seed: int) -> dict[str, nn.Module]:
 def face_share_summary(info: dict) -> str:
     """'share from the face prior: 4 px 71 % · 8 px 64 % · ...' for one face (the stage's describe)."""
     shares = info.get("prior_share", {})
-    levels = " · ".join(f"{r} px {100 * v:.0f} %" for r, v in sorted(shares.items(), key=lambda kv: int(kv[0])))
+    levels = " · ".join(f"{r} px {100 * v:.0f} %" for r, v in sorted(feature_levels(shares).items(),
+                                                                     key=lambda kv: int(kv[0])))
+    if IMAGE in shares:
+        levels += f" · final image {100 * shares[IMAGE]:.0f} %"
     return f"share taken from the learned face prior (0 % = from your photo): {levels}"
 
 

@@ -56,7 +56,7 @@ def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> di
     for name, net in nets.items():
         net.eval()
         for level, lq in lqs.items():
-            l1 = psnr = share = 0.0
+            l1 = psnr = share = image_share = 0.0
             for s in range(0, len(hq), batch):
                 with autocast(device, bf16):
                     o = net(lq[s:s + batch].to(device), noise_mode="const")
@@ -64,10 +64,14 @@ def restore_val(nets: dict, hq, lqs: dict, device, batch: int, bf16: bool) -> di
                 l1 += (image - target).abs().mean((1, 2, 3)).sum().item()
                 psnr += psnr_per_image(image, target, 2.0).sum().item()
                 share += sum(m.float().mean(1) for m in o["masks"].values()).sum().item() / len(o["masks"])
+                if "image_share" in o:
+                    image_share += o["image_share"].float().mean(1).sum().item()
             tag = "" if name == "ema" else f"_{name}"
             out[f"val_l1_{level}{tag}"] = l1 / len(hq)
             if name == "ema":
                 out[f"val_psnr_{level}"], out[f"val_prior_{level}"] = psnr / len(hq), share / len(hq)
+                if image_share:
+                    out[f"val_image_prior_{level}"] = image_share / len(hq)
                 # the LQ face itself (the degraded face brought back to 128 px): the bar to beat
                 out[f"val_psnr_{level}_lq"] = psnr_per_image(lq.float().clamp(-1, 1), hq, 2.0).mean().item()
         net.train(modes[name])

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from ..checkpoint import load_into, read_config
 from ..frame import FRAME, resize_square, to_batch, to_tensor
-from ..nets.panini_dafi import TINY_PANINI, PaniniConfig, PaniniNet, assembly_config, split
+from ..nets.panini_dafi import IMAGE, TINY_PANINI, PaniniConfig, PaniniNet, assembly_config, split
 from ..nets.panini_dre import DRE, TINY as TINY_DRE, DREConfig
 from ..nets.panini_encoder import Encoder, EncoderConfig, TINY_ENCODER
 from ..nets.panini_prior import (R1_INTERVAL, TINY_DISCRIMINATOR, TINY_GENERATOR, Discriminator, DiscriminatorConfig,
@@ -70,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--dre", default="weights/panini/dre.safetensors",
                    help="restore, --init-from scratch: the pretrained DRE, or 'random'")
     p.add_argument("--freeze-dre", action="store_true", help="restore: keep the DRE fixed")
+    p.add_argument("--image-dafi", action="store_true",
+                   help="restore: one more DAFI block, on the output image (blends G's image with the LQ "
+                        "face); a warm start from weights without it starts that block fresh")
     p.add_argument("--w-l1", type=float, default=1.0)
     p.add_argument("--w-adv", type=float, default=1e-2)
     p.add_argument("--w-fm", type=float, default=0.1, help="discriminator feature matching (--disc stylegan)")
@@ -134,7 +138,7 @@ def restore_configs(args, run_dir: Path) -> tuple[PaniniConfig, DREConfig]:
     """The net's shape. The DRE's config comes from what the run starts from: the run's state
     (resume), the warm-start folder's dafi.json (PATH) or the --dre file (scratch)."""
     cfg = TINY_PANINI if args.tiny else PaniniConfig()
-    cfg = dataclasses.replace(cfg, freeze_dre=args.freeze_dre)
+    cfg = dataclasses.replace(cfg, freeze_dre=args.freeze_dre, image_dafi=args.image_dafi)
     if args.init_from == "resume" and (run_dir / STATE_JSON).is_file():
         stored = json.loads((run_dir / STATE_JSON).read_text())["config"]["dre"]
     elif args.init_from not in ("scratch", "resume"):
@@ -209,6 +213,13 @@ def warm_start(args, b: dict) -> None:
             path = folder / f"{name}.safetensors"
             if name == "dre" and not path.is_file():  # the method's one DRE (--dre), not a copy per folder
                 path = Path(args.dre)
+            if name == "dafi" and args.image_dafi and not read_config(path)[0].get("image_dafi"):
+                fresh = {k for k in module.state_dict() if k.startswith(f"blocks.{IMAGE}.")}
+                state = load_file(str(path))
+                module.load_state_dict({**{k: v.float() for k, v in state.items()},
+                                        **{k: module.state_dict()[k] for k in fresh}})
+                log(f"dafi: {path}, and a fresh image DAFI block (the weights predate it)")
+                continue
             load_into(module, path)
         b["ema"].load_state_dict(b["model"].state_dict())
         b["model"].train()

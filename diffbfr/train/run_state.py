@@ -115,11 +115,16 @@ def _normalise(config: dict) -> dict:
 
 # Config keys that describe how a network is trained, not its shape: a run may change them.
 TRAINING_KEYS = frozenset({"t_max"})
+# Config keys that switch on a module added to a network after weights of it shipped: a warm
+# start from weights without it (the key absent or off in their config) gives the new module
+# its own initialisation, and the trainer loads the rest (panini_trainer.warm_start).
+ADDED_MODULE_KEYS = frozenset({"image_dafi"})
 
 
 def check_config(stored: dict, wanted: dict, where: str) -> None:
     stored, wanted = _normalise(stored), _normalise(wanted)
-    diff = sorted(k for k in (set(stored) | set(wanted)) - TRAINING_KEYS if stored.get(k) != wanted.get(k))
+    diff = sorted(k for k in (set(stored) | set(wanted)) - TRAINING_KEYS if stored.get(k) != wanted.get(k)
+                  and not (k in ADDED_MODULE_KEYS and not stored.get(k)))
     if diff:
         detail = "; ".join(f"{k}: stored {stored.get(k)!r} vs training {wanted.get(k)!r}" for k in diff)
         raise InitError(f"{where} was trained with a different config ({detail})")
