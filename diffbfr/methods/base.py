@@ -7,7 +7,8 @@ A stage function has one signature:
     run(model, inputs, settings, seeds, callback) -> images, or (images, infos)
 
 `images` is a list of uint8 HxWx3 images, one per face; `infos`, when given, one small dict
-per face of what the stage wants to show besides its image (e.g. Panini-Net's mean DAFI masks).
+per face of what the stage wants to show besides its image (e.g. Panini-Net's mean DAFI masks):
+the page shows it in words (`Stage.describe`) and, where the stage has one, a chart (`Stage.plot`).
 
 `inputs` maps each name in `Stage.reads` ("lq" = the aligned 128 px input face, or an earlier
 stage) to one image per face of the batch; `seeds[k]` seeds face k's randomness (so a face's
@@ -44,6 +45,13 @@ class Stage:
     nfe: Callable[[Any], int]       # network evaluations at given settings (0: stage skipped)
     help: str = ""
     describe: Callable[[dict], str] | None = None   # a face's info from `run` -> words for people
+    # The same infos as a picture: words compare badly across many numbers and faces (Panini-Net's
+    # prior share at six levels per face). plot(infos of every face that has one, each with
+    # "face": its number on the page) -> one small uint8 HxWx3 RGB chart, or None: nothing to
+    # draw. The page shows it beside the words, captioned "<label>: <plot_label>"; the method
+    # owns the drawing (e.g. methods/panini_plot.py).
+    plot: Callable[[list[dict]], np.ndarray | None] | None = None
+    plot_label: str = ""
     # What one network evaluation costs for one face at settings s, in seconds on the 2-core CPU
     # (bench.speed): the app bounds a request's work by it (diffbfr/work_budget.py). None: not
     # measured (work_budget.UNMEASURED_EVAL_S).

@@ -31,6 +31,7 @@ from ..nets.panini_dafi import IMAGE, PARTS, TINY_PANINI, PaniniNet, assemble, s
 from ..nets.panini_dre import DRE, TINY as TINY_DRE
 from ..settings import clamp_value, knob, knob_of
 from .base import INPUT, Method, Model, SimpleControl, Stage
+from .panini_plot import prior_share_plot
 
 SHIFT_LIMIT = 10.0  # +-10 overrides a learned logit gap of up to +-5 to within 1 % (sigmoid(5) = 0.993)
 
@@ -112,7 +113,7 @@ PANINI = Method(
     stages=(
         Stage("panini", "Panini-Net", (INPUT,), ("prior_shift",), run_panini, lambda s: 1,
               "one pass: GAN face prior and LQ features blended per channel by the degradation",
-              describe=face_share_summary),
+              describe=face_share_summary, plot=prior_share_plot, plot_label="prior share per level"),
     ),
     networks=PARTS,
     assemble=assemble,
