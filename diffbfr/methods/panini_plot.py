@@ -83,7 +83,9 @@ def layout(infos: list[dict], size: tuple[int, int] = SIZE) -> Layout | None:
     levels = sorted({r for _, s in faces for r in s if str(r).isdigit()}, key=int)
     with_image = any(IMAGE in s for _, s in faces)
     shown = faces[:MAX_LEGEND]
-    legend = [name for name, _ in shown] + ([f"+{len(faces) - len(shown)} more (grey)"] if len(faces) > len(shown) else [])
+    legend = [name for name, _ in shown]
+    if len(faces) > len(shown):
+        legend.append(f"+{len(faces) - len(shown)} more (grey)")
     small, tick = 0.4, 0.38
     legend_w = max(_width(t, small) for t in legend) + 26
     x0, y0, x1, y1 = 62, 34, w - legend_w - 14, h - 46
