@@ -127,7 +127,7 @@ def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, 
     assert "not trained" in vis["status"] and vis["result"] is None and vis["gallery"] == []
     assert vis["auto"]["visible"] is False and vis["diffbfr-simple"]["visible"] is False
     texts.append(vis["status"])
-    (up, status, pair, download, gallery, ident, files, picker, preview), warned = \
+    (up, status, pair, download, gallery, ident, files, plot, picker, preview), warned = \
         call(h.on_tune, up, choice="panini")
     assert "Panini-Net" in status and "not trained" in status and warned
     assert pair is None and gallery == [] and ident == "" and not download["visible"] and not files["visible"]

@@ -31,6 +31,7 @@ from .views import (
     gallery_items,
     identity_markdown,
     settings_from_ui,
+    stage_plots,
     status_markdown,
     without_paths,
 )
@@ -263,8 +264,10 @@ class Handlers:
         up.files = [after, *face_files]
         notes = [self.app.models[n].card.get("beats_bicubic", True) for n in names]
         details = details_markdown(results)
+        chart, caption = stage_plots(results)   # hidden when no stage that ran draws one
         return outputs(**shown, result=(before, after), download=gr.update(value=after, visible=True),
                        gallery=gallery, face_files=gr.update(value=face_files, visible=True),
+                       plot=gr.update(value=chart, visible=chart is not None, label=caption or None),
                        identity=identity_markdown(results, titles, quality_ok=all(notes))
                        + (f"\n\n{details}" if details else ""))
 

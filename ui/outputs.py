@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-# the photo callbacks (Restore, an example, a setting moved, a face ticked)
-PHOTO = ("state", "status", "result", "download", "gallery", "identity", "face_files", "pick", "preview")
+# the photo callbacks (Restore, an example, a setting moved, a face ticked); "plot": the stages'
+# charts (views.stage_plots)
+PHOTO = ("state", "status", "result", "download", "gallery", "identity", "face_files", "plot", "pick", "preview")
 # a new upload: the same but the Photo box itself instead of the faces preview
-LOAD = PHOTO[:8] + ("photo",)
+LOAD = tuple(n for n in PHOTO if n != "preview") + ("photo",)
 
 
 def hidden():
-    """A download box emptied and off the page."""
+    """A download box (or the charts' image) emptied and off the page."""
     return gr.update(value=None, visible=False)
 
 
@@ -30,8 +31,8 @@ def outputs(names=PHOTO, **shown) -> tuple:
 
 
 def cleared(names=PHOTO, **shown) -> tuple:
-    """No result on the page (before/after, download, stages, identity, per-face downloads and
-    the picker emptied); `shown` sets the rest (the session, the status) or overrides."""
+    """No result on the page (before/after, download, stages, identity, per-face downloads, the
+    charts and the picker emptied); `shown` sets the rest (the session, the status) or overrides."""
     empty = {"result": None, "download": hidden(), "gallery": [], "identity": "", "face_files": hidden(),
-             "pick": no_faces(), "guess": [], "guess_text": ""}
+             "plot": hidden(), "pick": no_faces(), "guess": [], "guess_text": ""}
     return outputs(names, **{**{n: v for n, v in empty.items() if n in names}, **shown})

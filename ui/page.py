@@ -149,8 +149,8 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
 
 
 def _result_column(c: dict) -> None:
-    """Status, before/after, download, stages, identity, the face picker and preview, the
-    per-face downloads and the uncertainty map."""
+    """Status, before/after, download, stages, identity (and the stages' words and charts), the
+    face picker and preview, the per-face downloads and the uncertainty map."""
     c["status"] = gr.Markdown(elem_id="status")
     c["result"] = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath",
                                  format="png", max_height=560, elem_id="result")
@@ -158,6 +158,9 @@ def _result_column(c: dict) -> None:
     c["gallery"] = gr.Gallery(label="Per face: the input, then every stage", columns=4,
                               format="png", object_fit="contain", allow_preview=True, elem_id="stages")
     c["identity"] = gr.Markdown(elem_id="identity")
+    # beside the words under the identity table: a stage's chart (Stage.plot), hidden until one ran
+    c["plot"] = gr.Image(label="Panini-Net: prior share per level", interactive=False, visible=False,
+                         format="png", elem_id="stage_plot")
     c["pick"] = gr.CheckboxGroup([], label="Faces to restore (untick to leave a face as it is)",
                                  visible=False, elem_id="pick")
     c["preview"] = gr.Image(label="Faces found", interactive=False, height=260, elem_id="faces_found",

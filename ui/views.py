@@ -1,6 +1,6 @@
 """What the app shows, as plain functions of the photo path's results: the status line, the
-identity table, the stage gallery, the faces found, the weights notice, messages without
-server paths, and slider values -> settings. No Gradio here: ui/handlers.py hands these to
+identity table, the stage gallery and charts, the faces found, the weights notice, messages
+without server paths, and slider values -> settings. No Gradio here: ui/handlers.py hands these to
 the components ui/page.py lays out.
 """
 from __future__ import annotations
@@ -121,6 +121,28 @@ def details_markdown(results: list[PhotoResult]) -> str:
                 if info and st.describe is not None:
                     lines.append(f"- Face {f.index + 1}, {st.label}: {st.describe(info)}")
     return "\n".join(lines)
+
+
+def stage_plots(results: list[PhotoResult], gap: int = 8) -> tuple[np.ndarray | None, str]:
+    """The charts of every stage that draws one (`Stage.plot`, e.g. Panini-Net's prior share per
+    level) over its faces' infos, stacked top to bottom (side by side: one per method), and
+    their caption; (None, "") when no stage that ran has one."""
+    charts, captions = [], []
+    for r in results:
+        for st in methods.get(r.method).stages:
+            infos = [{**f.stages.info[st.name], "face": f.index + 1} for f in r.faces if f.stages.info.get(st.name)]
+            chart = st.plot(infos) if st.plot is not None and infos else None
+            if chart is not None:
+                charts.append(chart)
+                captions.append(f"{st.label}: {st.plot_label or 'per face'}")
+    if not charts:
+        return None, ""
+    width = max(c.shape[1] for c in charts)
+    rows = []
+    for i, c in enumerate(charts):   # narrower charts padded white on the right, a white gap between
+        rows.append(np.pad(c, ((0, gap if i < len(charts) - 1 else 0), (0, width - c.shape[1]), (0, 0)),
+                           constant_values=255))
+    return np.concatenate(rows), " · ".join(captions)
 
 
 def gallery_items(result: PhotoResult, method: Method, size: int = DISPLAY_SIZE) -> list[tuple[np.ndarray, str]]:
