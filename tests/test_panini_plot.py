@@ -101,6 +101,15 @@ def test_many_faces_cap_the_legend():
     assert all(mask_of(img, c).sum() > 50 for c in COLOURS[:MAX_LEGEND])
 
 
+def test_equal_shares_hide_no_face():
+    """Faces with the same shares (the tiny networks give nearly the same to every face) are all
+    seen: each a few px aside, not one line drawn over the others."""
+    infos = [info(0.5, image=0.5) for _ in range(3)]
+    plot = prior_share_plot(infos)[:, :layout(infos).plot[2]]   # the curves, not the legend's swatches
+    seen = [int(mask_of(plot, c).sum()) for c in COLOURS[:3]]
+    assert min(seen) > 40, seen
+
+
 @pytest.mark.parametrize("high, low", [(0, 1), (1, 0)])
 def test_higher_shares_draw_higher(high, low):
     """A face with larger shares draws its line higher (smaller y), whichever face it is; its

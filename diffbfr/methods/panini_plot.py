@@ -164,14 +164,16 @@ def prior_share_plot(infos: list[dict], size: tuple[int, int] = SIZE) -> np.ndar
     n = len(lay.faces)
     for j, (_, shares, colour) in reversed(list(enumerate(lay.faces))):   # face 1 last: on top
         grey = colour == REST
-        pts = [(lay.xs[r], _y(lay, shares[r])) for r in lay.levels if _finite(shares.get(r))]
+        # each face a few px aside of the level (spread over at most 24 px): equal shares stay
+        # visible as dots side by side instead of one face hiding the others
+        dx = round((j - (n - 1) / 2) * min(5.0, 24 / n))
+        pts = [(lay.xs[r] + dx, _y(lay, shares[r])) for r in lay.levels if _finite(shares.get(r))]
         if len(pts) > 1:
             cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 1 if grey else 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 2 if grey else 3, colour, -1, cv2.LINE_AA)
-        if _finite(shares.get(IMAGE)):   # a square per face, spread a little so equal shares stay apart
-            x = lay.xs[IMAGE] + round((j - (n - 1) / 2) * min(5.0, 24 / n))
-            y, r = _y(lay, shares[IMAGE]), 3 if grey else 4
+        if _finite(shares.get(IMAGE)):   # a square per face
+            x, y, r = lay.xs[IMAGE] + dx, _y(lay, shares[IMAGE]), 3 if grey else 4
             cv2.rectangle(img, (x - r, y - r), (x + r, y + r), colour, -1)
             if not grey:
                 cv2.rectangle(img, (x - r, y - r), (x + r, y + r), INK, 1)
