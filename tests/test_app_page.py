@@ -12,6 +12,7 @@ from diffbfr import methods
 from diffbfr import settings as S
 from diffbfr.methods import DiffBFRSettings
 from tests.app_calls import DIFFBFR, FACE, ROOT, app_handlers, call, noprogress, quiet, restore_api, values
+from tests.weights_roots import untrained_panini_root
 from ui import page as ui_page
 from ui.handlers import Controls, Handlers
 from ui.outputs import PHOTO
@@ -79,8 +80,13 @@ def test_build_demo_has_the_pieces(model, tmp_path, monkeypatch):
 
 
 def test_create_app_loads_shipped_weights_and_falls_back(tmp_path):
+    """Both shipped methods are trained: the app loads both, offers them side by side, and says
+    Panini-Net's verdict against bicubic above the result."""
     real = app_module.create_app(ROOT / "weights", device="cpu")
-    assert set(real.restorers) == {"diffbfr"} and real.models["diffbfr"].label == ""
+    assert set(real.restorers) == {"diffbfr", "panini"} and real.unavailable == {}
+    assert all(m.label == "" for m in real.models.values())
+    assert [n for _, n in ui_page.method_choices(real)] == ["diffbfr", "panini", "both"]
+    assert "worse than plain bicubic" in weights_notice(real.models["panini"])
     empty = app_module.create_app(tmp_path, device="cpu")
     assert "random tiny networks" in empty.models["diffbfr"].label
 
@@ -106,13 +112,15 @@ def _paths_in(texts, root: Path) -> list[str]:
 
 
 def test_untrained_method_says_so_in_plain_words_without_paths(model, tmp_path, monkeypatch):
-    """Panini-Net is shipped untrained: choosing it says so in plain words, with no server path
-    in the status, the toasts, the page's texts or the API; the DiffBFR result goes away and
+    """A method whose manifest names networks that are not there (Panini-Net in a weights root
+    built here: the shipped one is trained): choosing it says so in plain words, with no server
+    path in the status, the toasts, the page's texts or the API; the DiffBFR result goes away and
     comes back (rerun) when DiffBFR is chosen again."""
     import gradio as gr
     import json
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    real = app_module.create_app(ROOT / "weights", device="cpu")
+    real = app_module.create_app(untrained_panini_root(tmp_path), device="cpu")
+    assert real.unavailable == {"panini": "it is not trained yet"}
     assert "panini" in real.unavailable and "panini" not in real.restorers
     h = Handlers(AppState({"diffbfr": model}, real.unavailable), [])
     texts = [*real.unavailable.values(), *(label for label, _ in ui_page.method_choices(real)),

@@ -1,6 +1,7 @@
 """Panini-Net as a registered method (diffbfr/methods/panini.py) with random tiny parts: the
 stage table and settings, restoration through the photo path with the DAFI prior shares per
-level, the prior_shift knob at its extremes, the CLI, part assembly, the weights folder."""
+level, the prior_shift knob at its extremes, the CLI, part assembly, a weights folder without
+its networks."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,7 @@ from diffbfr.methods.panini import PANINI, PaniniSettings
 from diffbfr.nets.panini_dafi import PaniniNet
 from diffbfr.nets.panini_prior import Generator, TINY_GENERATOR
 from diffbfr.photo import PhotoOptions, PhotoRestorer, restore_faces
+from tests.weights_roots import untrained_panini_root
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -111,13 +113,17 @@ def test_assembled_net_is_made_of_the_models_parts(model):
         P.assemble({**model.nets, "dre": torch.nn.Identity()})
 
 
-def test_weights_folder_says_not_trained_yet():
-    folder = ROOT / "weights" / "panini"
+def test_a_folder_without_its_networks_says_not_trained_yet(tmp_path):
+    """The shipped folder is trained (tests/test_panini_shipped.py); a manifest whose networks
+    are not there is "not trained yet", naming what is missing."""
+    folder = untrained_panini_root(tmp_path) / "panini"
     card = json.loads((folder / "manifest.json").read_text())
     assert card["method"] == "panini" and set(card["networks"]) == set(PANINI.networks)
-    assert card["beats_bicubic"] is False and "UTKFace" in card["licence"]
-    if all((folder / f"{n}.safetensors").is_file() for n in PANINI.networks):
-        pytest.skip("the Panini-Net parts are shipped: this test is for the untrained folder")
-    assert card["status"] == "not trained"
+    assert card["status"] == "not trained" and not any((folder / f).exists() for f in card["networks"].values())
     with pytest.raises(FileNotFoundError, match="Panini-Net is not trained yet: missing .*generator.safetensors"):
+        methods.load(folder, device="cpu")
+    # networks in a sub-folder are found there (the shipped restore/): one missing part is named
+    card["networks"] = {**card["networks"], "dre": "sub/dre.safetensors"}
+    (folder / "manifest.json").write_text(json.dumps(card))
+    with pytest.raises(FileNotFoundError, match="missing .*sub/dre.safetensors"):
         methods.load(folder, device="cpu")

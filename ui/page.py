@@ -97,7 +97,7 @@ def build_demo(app: AppState, warm_examples: bool = False) -> gr.Blocks:
             with gr.Column(scale=2, min_width=300):
                 examples_box = _photo_column(c, app)
             with gr.Column(scale=3, min_width=300):
-                _result_column(c)
+                _result_column(c, app)
         # the examples twice, one shown at a time (CSS): under the photo beside the result on a
         # wide screen; on a phone, where the columns stack, after the result, not between
         # Restore and it (9 examples pushed the result a screen down)
@@ -121,8 +121,6 @@ def _header(app: AppState) -> None:
     gr.Markdown(INTRO)
     with gr.Accordion("About / how it works", open=False, elem_id="about"):   # the page opens on the photo
         gr.Markdown(ABOUT)
-    notices = [weights_notice(m) for m in app.models.values()]
-    gr.Markdown("\n\n".join([n for n in notices if n] + [LICENCE]), elem_id="weights_notice")
 
 
 def _photo_column(c: dict, app: AppState) -> gr.Column:
@@ -148,9 +146,14 @@ def _photo_column(c: dict, app: AppState) -> gr.Column:
     return gr.Column(elem_id="examples_side")
 
 
-def _result_column(c: dict) -> None:
-    """Status, before/after, download, stages, identity (and the stages' words and charts), the
-    face picker and preview, the per-face downloads and the uncertainty map."""
+def _result_column(c: dict, app: AppState) -> None:
+    """What the loaded weights can and cannot do and the licence, status, before/after, download,
+    stages, identity (and the stages' words and charts), the face picker and preview, the
+    per-face downloads and the uncertainty map."""
+    # above the result, not above both columns: with two methods' warnings the photo and Restore
+    # would be pushed below the fold (1280x800, tests/test_browser.py)
+    notices = [weights_notice(m) for m in app.models.values()]
+    gr.Markdown("\n\n".join([n for n in notices if n] + [LICENCE]), elem_id="weights_notice")
     c["status"] = gr.Markdown(elem_id="status")
     c["result"] = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath",
                                  format="png", max_height=560, elem_id="result")
