@@ -3,7 +3,7 @@
 The LQ face goes through the degradation encoder (DRE: how is this face damaged?), the LQ
 encoder (its features at 4..128 px and the generator's W+ latents) and the GAN prior, whose
 feature map at 4, 8, 16, 32, 64 and 128 px is replaced by a DAFI blend of prior and input features,
-channel by channel. The generator's noise is the constant map saved with it, so restoration
+channel by channel (and, with PaniniConfig.image_dafi, its output image by a blend with the LQ face). The generator's noise is the constant map saved with it, so restoration
 is deterministic: no seed, no sampling steps.
 
 `prior_shift` is the knob that falls out of DAFI: it is added to the prior's logit before the
@@ -120,10 +120,10 @@ PANINI = Method(
     tiny_networks=tiny_networks,
     drift_hint="try a lower prior strength",
     description="A face generator trained on clean faces (a GAN prior) redraws the face, while an "
-                "encoder reads the low-quality photo. At every scale from 4 to 64 px the two are "
-                "mixed feature by feature, and how much comes from the prior depends on how damaged "
-                "the photo looks (a degradation encoder decides): a mildly blurred face is mostly "
-                "kept, a ruined one mostly redrawn. One pass, no randomness.",
+                "encoder reads the low-quality photo. At every scale from 4 to 128 px the two are "
+                "mixed feature by feature, and a last blend mixes the redrawn face with your photo, "
+                "colour by colour; how much comes from the prior depends on how damaged the photo "
+                "looks (a degradation encoder decides). One pass, no randomness.",
     simple=SimpleControl("Fidelity ↔ detail",
                          "Left: keep what is in your photo, defects included. Right: let the face prior "
                          "redraw more (cleaner, more generic). The middle is what the network learned.",
