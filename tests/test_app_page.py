@@ -81,12 +81,12 @@ def test_build_demo_has_the_pieces(model, tmp_path, monkeypatch):
 
 def test_create_app_loads_shipped_weights_and_falls_back(tmp_path):
     """Both shipped methods are trained: the app loads both, offers them side by side, and says
-    Panini-Net's verdict against bicubic above the result."""
+    Panini-Net's warning about invented features above the result."""
     real = app_module.create_app(ROOT / "weights", device="cpu")
     assert set(real.restorers) == {"diffbfr", "panini"} and real.unavailable == {}
     assert all(m.label == "" for m in real.models.values())
     assert [n for _, n in ui_page.method_choices(real)] == ["diffbfr", "panini", "both"]
-    assert "worse than plain bicubic" in weights_notice(real.models["panini"])
+    assert "invents features" in weights_notice(real.models["panini"])
     empty = app_module.create_app(tmp_path, device="cpu")
     assert "random tiny networks" in empty.models["diffbfr"].label
 

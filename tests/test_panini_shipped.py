@@ -49,15 +49,16 @@ def test_manifest_names_every_network_as_a_small_fp16_file():
 
 
 def test_verdict_is_honest_and_loud(shipped):
-    """It does not beat bicubic everywhere (light is worse): the manifest says so and the page's
-    notice leads with it."""
-    assert CARD["beats_bicubic"] is False and "UTKFace" in CARD["licence"]
-    light = CARD["validation"]["light"]
-    assert light["final_psnr"] < light["bicubic_psnr"]            # why beats_bicubic is false
-    assert "worse than bicubic" in CARD["quality_note"] and "light" in CARD["quality_note"]
+    """beats_bicubic is what the manifest's own numbers say (every level above bicubic in PSNR),
+    and the page still warns loudly about the invented features the numbers do not show."""
+    assert "UTKFace" in CARD["licence"]
+    levels = [CARD["validation"][lv] for lv in ("light", "medium", "heavy")]
+    assert CARD["beats_bicubic"] is all(v["final_psnr"] > v["bicubic_psnr"] for v in levels)
+    for lv, v in zip(("light", "medium", "heavy"), levels):   # the note quotes the measured gains
+        assert f"{v['final_psnr'] - v['bicubic_psnr']:+.2f} dB" in CARD["quality_note"], lv
     notice = weights_notice(shipped)
-    assert notice.startswith("⚠️ **Panini-Net: these weights restore faces worse than plain bicubic")
-    assert CARD["quality_note"] in notice
+    assert notice.startswith("⚠️ **Panini-Net:**") and "invents features" in notice
+    assert CARD["stage_warning"] in notice
 
 
 def test_shipped_folder_loads_as_a_trained_method(shipped):
