@@ -162,7 +162,8 @@ def _result_column(c: dict, app: AppState) -> None:
                               format="png", object_fit="contain", allow_preview=True, elem_id="stages")
     c["identity"] = gr.Markdown(elem_id="identity")
     # beside the words under the identity table: a stage's chart (Stage.plot), hidden until one ran
-    c["plot"] = gr.Image(label="Panini-Net: prior share per level", interactive=False, visible=False,
+    # (its label is the caption of the charts drawn, set with them: no method is named here)
+    c["plot"] = gr.Image(label="Per-stage charts", interactive=False, visible=False,
                          format="png", elem_id="stage_plot")
     c["pick"] = gr.CheckboxGroup([], label="Faces to restore (untick to leave a face as it is)",
                                  visible=False, elem_id="pick")
