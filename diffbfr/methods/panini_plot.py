@@ -58,6 +58,7 @@ class Layout:
     xs: dict[str, int]                       # level (or IMAGE) -> its x
     faces: list[tuple[str, dict, tuple]]     # (name, shares, colour) in face order; the first drawn on top
     texts: list[Text]
+    swatches: list[tuple[int, int, tuple]]   # (x, y, colour): the legend's line beside each named face
 
 
 def _width(text: str, scale: float, thickness: int = 1) -> int:
@@ -92,7 +93,7 @@ def layout(infos: list[dict], size: tuple[int, int] = SIZE) -> Layout | None:
     texts = [Text(TITLE, max(4, (w - _width(TITLE, 0.5)) // 2), 18, 0.5)]
     # y: 0..100 % with a grid line every 25 %, the axis label read upwards at the far left
     for p in range(0, 101, 25):
-        y = round(y1 - (y1 - y0) * p / 100)
+        y = _y((x0, y0, x1, y1), p / 100)
         label = f"{p} %"
         texts.append(Text(label, x0 - 6 - _width(label, tick), y + 4, tick))
     (lw, _), _ = cv2.getTextSize(Y_LABEL, FONT, small, 1)
@@ -114,11 +115,13 @@ def layout(infos: list[dict], size: tuple[int, int] = SIZE) -> Layout | None:
         texts.append(Text(t, lx + 22, y0 + 10 + 17 * i, small, colour=INK if i < len(shown) else (110, 110, 110)))
     coloured = [(name, s, COLOURS[i % len(COLOURS)]) for i, (name, s) in enumerate(shown)]
     rest = [(name, s, REST) for name, s in faces[len(shown):]]
-    return Layout(size, (x0, y0, x1, y1), levels, xs, coloured + rest, texts)
+    swatches = [(lx, y0 + 10 + 17 * i - 4, colour) for i, (_, _, colour) in enumerate(coloured)]
+    return Layout(size, (x0, y0, x1, y1), levels, xs, coloured + rest, texts, swatches)
 
 
-def _y(lay: Layout, share: float) -> int:
-    x0, y0, x1, y1 = lay.plot
+def _y(plot: tuple[int, int, int, int], share: float) -> int:
+    """The row of a share (0..1, clipped) in the plotting area `plot` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = plot
     return round(y1 - (y1 - y0) * min(max(float(share), 0.0), 1.0))
 
 
@@ -152,7 +155,7 @@ def prior_share_plot(infos: list[dict], size: tuple[int, int] = SIZE) -> np.ndar
     x0, y0, x1, y1 = lay.plot
     img = np.full((h, w, 3), 255, np.uint8)
     for p in range(0, 101, 25):
-        y = _y(lay, p / 100)
+        y = _y(lay.plot, p / 100)
         cv2.line(img, (x0, y), (x1, y), GRID if p not in (0, 100) else (200, 200, 200), 1)
     cv2.line(img, (x0, y0), (x0, y1), INK, 1)
     cv2.line(img, (x0, y1), (x1, y1), INK, 1)
@@ -167,19 +170,17 @@ def prior_share_plot(infos: list[dict], size: tuple[int, int] = SIZE) -> np.ndar
         # each face a few px aside of the level (spread over at most 24 px): equal shares stay
         # visible as dots side by side instead of one face hiding the others
         dx = round((j - (n - 1) / 2) * min(5.0, 24 / n))
-        pts = [(lay.xs[r] + dx, _y(lay, shares[r])) for r in lay.levels if _finite(shares.get(r))]
+        pts = [(lay.xs[r] + dx, _y(lay.plot, shares[r])) for r in lay.levels if _finite(shares.get(r))]
         if len(pts) > 1:
             cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 1 if grey else 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 2 if grey else 3, colour, -1, cv2.LINE_AA)
         if _finite(shares.get(IMAGE)):   # a square per face
-            x, y, r = lay.xs[IMAGE] + dx, _y(lay, shares[IMAGE]), 3 if grey else 4
+            x, y, r = lay.xs[IMAGE] + dx, _y(lay.plot, shares[IMAGE]), 3 if grey else 4
             cv2.rectangle(img, (x - r, y - r), (x + r, y + r), colour, -1)
             if not grey:
                 cv2.rectangle(img, (x - r, y - r), (x + r, y + r), INK, 1)
-    lx = x1 + 14
-    for i, (_, _, colour) in enumerate(f for f in lay.faces if f[2] != REST):   # the legend's swatches
-        y = y0 + 10 + 17 * i - 4
+    for lx, y, colour in lay.swatches:
         cv2.line(img, (lx, y), (lx + 16, y), colour, 2, cv2.LINE_AA)
         cv2.circle(img, (lx + 8, y), 3, colour, -1, cv2.LINE_AA)
     for t in lay.texts:
